@@ -28,6 +28,10 @@ type Profile struct {
 	// Played holds videos the user completed, liked, skipped, disliked,
 	// commented or shared (event.Type.Played), with the event time.
 	Played map[string]time.Time
+	// Positive holds videos the user completed, liked, commented on or
+	// shared, with the event time: the seeds of item-to-item recall.
+	// Bounded by MaxPlayed like Played.
+	Positive map[string]time.Time
 	// Shown holds videos served to the user (impressions), with the time.
 	Shown     map[string]time.Time
 	LastEvent time.Time

@@ -1,0 +1,59 @@
+// Package recall produces candidate videos for a feed request. Each branch
+// (hot, tag, uploader, i2i, user-CF, explore, start, new) is a Source with
+// its own quota; the feed pipeline runs them concurrently, each within its
+// time budget, and a failing branch never fails the request. The
+// background jobs that precompute what some branches read (hot lists,
+// item-to-item neighbours, user-CF lists) live here too.
+package recall
+
+import (
+	"context"
+	"time"
+
+	"reelfeed/catalog"
+	"reelfeed/event"
+	"reelfeed/profile"
+)
+
+// Segment classifies a user by how much the engine knows about them.
+type Segment string
+
+const (
+	SegmentNew    Segment = "new"    // no events at all
+	SegmentCold   Segment = "cold"   // a few events
+	SegmentActive Segment = "active" // enough history to personalise
+)
+
+// Request is what every branch sees of a feed request.
+type Request struct {
+	UserID  string
+	Profile *profile.Profile // never nil
+	User    *catalog.User    // declared attributes; nil when never declared
+	Region  string
+	Device  string
+	Segment Segment
+	Now     time.Time
+}
+
+// Candidate is a video a branch proposes, with the branch's own relevance
+// (comparable only within that branch).
+type Candidate struct {
+	Video  *catalog.Video
+	Branch string
+	Score  float64
+}
+
+// Source is one recall branch.
+type Source interface {
+	Name() string
+	// Recall returns at most quota candidates. It must respect ctx (the
+	// branch's time budget) and be safe for concurrent use.
+	Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error)
+}
+
+// EventLog replays recent behaviour events, oldest first, for the batch
+// jobs (item-to-item, user-CF). The ingest package implements it over the
+// events stream, so every replica's jobs see the same history.
+type EventLog interface {
+	Replay(ctx context.Context, since time.Time, fn func(event.Event) error) error
+}
