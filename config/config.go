@@ -1,0 +1,231 @@
+// Package config loads reelfeed's configuration: built-in defaults, then
+// config.yaml (or --config PATH), then environment variables
+// REELFEED_<KEY> with dots as underscores. config.yaml at the repository
+// root documents every key; Load rejects unknown keys and invalid values
+// with a message naming the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix prefixes every environment override.
+const EnvPrefix = "REELFEED"
+
+// Load reads the configuration. path may be empty: then ./config.yaml is
+// used when it exists, else the built-in defaults.
+func Load(path string) (*Config, error) {
+	v := viper.New()
+	def := Default()
+	setDefaults(v, "", reflect.ValueOf(def))
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	v.SetConfigType("yaml")
+	switch {
+	case path != "":
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	default:
+		if _, err := os.Stat("config.yaml"); err == nil {
+			v.SetConfigFile("config.yaml")
+			if err := v.ReadInConfig(); err != nil {
+				return nil, fmt.Errorf("config config.yaml: %w", err)
+			}
+		}
+	}
+	if err := checkUnknownKeys(v); err != nil {
+		return nil, err
+	}
+	var cfg Config
+	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			stringToSliceHook,
+		)
+		dc.WeaklyTypedInput = true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %s", cleanDecodeError(err))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// stringToSliceHook lets env vars set lists: "a,b,c".
+func stringToSliceHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts, nil
+}
+
+func cleanDecodeError(err error) string {
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, "decoding failed due to the following error(s):\n\n", "")
+	return strings.TrimSpace(msg)
+}
+
+// setDefaults registers every field of the default config with viper, so
+// AutomaticEnv can override keys that config.yaml does not mention.
+func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
+	rt := rv.Type()
+	for i := 0; i < rt.NumField(); i++ {
+		f := rt.Field(i)
+		key := f.Tag.Get("mapstructure")
+		if key == "" || key == "-" {
+			continue
+		}
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		fv := rv.Field(i)
+		if fv.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Time{}) {
+			setDefaults(v, key, fv)
+			continue
+		}
+		v.SetDefault(key, fv.Interface())
+	}
+}
+
+// knownKeys lists every leaf key and every map-valued key of Config.
+func knownKeys(prefix string, rt reflect.Type, leaves, maps map[string]bool) {
+	for i := 0; i < rt.NumField(); i++ {
+		f := rt.Field(i)
+		key := f.Tag.Get("mapstructure")
+		if key == "" || key == "-" {
+			continue
+		}
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		switch {
+		case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Time{}):
+			knownKeys(key, f.Type, leaves, maps)
+		case f.Type.Kind() == reflect.Map:
+			maps[key] = true
+		default:
+			leaves[key] = true
+		}
+	}
+}
+
+func checkUnknownKeys(v *viper.Viper) error {
+	leaves, maps := map[string]bool{}, map[string]bool{}
+	knownKeys("", reflect.TypeOf(Config{}), leaves, maps)
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		if leaves[k] {
+			continue
+		}
+		ok := false
+		for m := range maps {
+			if k == m || strings.HasPrefix(k, m+".") {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config: unknown key(s): %s (see config.yaml for every key)", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// Validate checks values that decode fine but make no sense; each error
+// names its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "must be host:port, got %q", c.HTTP.Addr)
+	}
+	positive := map[string]time.Duration{
+		"http.request_timeout": c.HTTP.RequestTimeout,
+		"http.read_timeout":    c.HTTP.ReadTimeout,
+		"http.shutdown_grace":  c.HTTP.ShutdownGrace,
+	}
+	for k, d := range positive {
+		if d <= 0 {
+			bad(k, "must be a positive duration, got %s", d)
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		bad("http.max_body_bytes", "must be at least 1024, got %d", c.HTTP.MaxBodyBytes)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.Log.Format {
+	case "auto", "console", "json":
+	default:
+		bad("log.format", `must be "auto", "console" or "json", got %q`, c.Log.Format)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", `must be debug, info, warn or error, got %q`, c.Log.Level)
+	}
+	if c.Auth.Secret != "" && len(c.Auth.Secret) < 16 {
+		bad("auth.secret", "must be at least 16 bytes (or empty for a generated dev secret)")
+	}
+	if c.RateLimit.Enabled {
+		if c.RateLimit.PerSecond <= 0 {
+			bad("ratelimit.per_second", "must be > 0, got %v", c.RateLimit.PerSecond)
+		}
+		if c.RateLimit.Burst < 1 {
+			bad("ratelimit.burst", "must be >= 1, got %d", c.RateLimit.Burst)
+		}
+	}
+	if c.NATS.URL == "" && c.NATS.Embedded.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.NATS.Embedded.Listen); err != nil {
+			bad("nats.embedded.listen", "must be host:port, got %q", c.NATS.Embedded.Listen)
+		}
+	}
+	if c.NATS.DuplicateWindow < time.Second {
+		bad("nats.duplicate_window", "must be at least 1s")
+	}
+	if c.Ingest.MaxBatch < 1 || c.Ingest.MaxBatch > 1000 {
+		bad("ingest.max_batch", "must be between 1 and 1000, got %d", c.Ingest.MaxBatch)
+	}
+	if c.Ingest.ConsumerBatch < 1 {
+		bad("ingest.consumer_batch", "must be >= 1")
+	}
+	if c.Ingest.MaxFutureSkew < 0 {
+		bad("ingest.max_future_skew", "must be >= 0")
+	}
+	for name, w := range c.Profile.Weights {
+		if w != w {
+			bad("profile.weights."+name, "must be a number")
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,194 @@
+package config
+
+import "time"
+
+// Config is every knob of reelfeed. config.yaml documents each key; the
+// mapstructure tag is the key.
+type Config struct {
+	HTTP          HTTP          `mapstructure:"http"`
+	DataDir       string        `mapstructure:"data_dir"`
+	Log           Log           `mapstructure:"log"`
+	Auth          Auth          `mapstructure:"auth"`
+	RateLimit     RateLimit     `mapstructure:"ratelimit"`
+	Redis         Redis         `mapstructure:"redis"`
+	NATS          NATS          `mapstructure:"nats"`
+	Elasticsearch Elasticsearch `mapstructure:"elasticsearch"`
+	Ingest        Ingest        `mapstructure:"ingest"`
+	Profile       Profile       `mapstructure:"profile"`
+	Feature       Feature       `mapstructure:"feature"`
+}
+
+type HTTP struct {
+	Addr           string        `mapstructure:"addr"`
+	ReadTimeout    time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout   time.Duration `mapstructure:"write_timeout"`
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	MaxBodyBytes   int64         `mapstructure:"max_body_bytes"`
+	ShutdownGrace  time.Duration `mapstructure:"shutdown_grace"`
+}
+
+type Log struct {
+	Level     string `mapstructure:"level"`
+	Format    string `mapstructure:"format"`
+	AccessLog bool   `mapstructure:"access_log"`
+}
+
+type Auth struct {
+	Secret      string        `mapstructure:"secret"`
+	DevTokenTTL time.Duration `mapstructure:"dev_token_ttl"`
+}
+
+type RateLimit struct {
+	Enabled          bool    `mapstructure:"enabled"`
+	PerSecond        float64 `mapstructure:"per_second"`
+	Burst            int     `mapstructure:"burst"`
+	ServicePerSecond float64 `mapstructure:"service_per_second"`
+	ServiceBurst     int     `mapstructure:"service_burst"`
+}
+
+type Redis struct {
+	Addr     string   `mapstructure:"addr"`
+	Addrs    []string `mapstructure:"addrs"` // cluster seeds; overrides addr
+	Password string   `mapstructure:"password"`
+	DB       int      `mapstructure:"db"`
+	Prefix   string   `mapstructure:"prefix"`
+}
+
+type NATS struct {
+	URL             string        `mapstructure:"url"`
+	Embedded        NATSEmbedded  `mapstructure:"embedded"`
+	StreamPrefix    string        `mapstructure:"stream_prefix"`
+	Replicas        int           `mapstructure:"replicas"`
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	EventsMaxAge    time.Duration `mapstructure:"events_max_age"`
+	EventsMaxBytes  int64         `mapstructure:"events_max_bytes"`
+	PublishTimeout  time.Duration `mapstructure:"publish_timeout"`
+}
+
+type NATSEmbedded struct {
+	Listen string `mapstructure:"listen"` // empty: in-process only, no TCP port
+}
+
+type Elasticsearch struct {
+	URLs              []string      `mapstructure:"urls"`
+	Alias             string        `mapstructure:"alias"`
+	Shards            int           `mapstructure:"shards"`
+	Replicas          int           `mapstructure:"replicas"`
+	BulkActions       int           `mapstructure:"bulk_actions"`
+	BulkFlushInterval time.Duration `mapstructure:"bulk_flush_interval"`
+	Timeout           time.Duration `mapstructure:"timeout"`
+	Sniff             bool          `mapstructure:"sniff"`
+	Budget            time.Duration `mapstructure:"budget"`
+}
+
+type Ingest struct {
+	MaxBatch         int           `mapstructure:"max_batch"`
+	MaxFutureSkew    time.Duration `mapstructure:"max_future_skew"`
+	MaxPastAge       time.Duration `mapstructure:"max_past_age"`
+	ConsumerBatch    int           `mapstructure:"consumer_batch"`
+	ConsumerWait     time.Duration `mapstructure:"consumer_wait"`
+	AckWait          time.Duration `mapstructure:"ack_wait"`
+	ImpressionBuffer int           `mapstructure:"impression_buffer"`
+}
+
+type Profile struct {
+	Weights       map[string]float64 `mapstructure:"weights"`
+	ShortHalfLife time.Duration      `mapstructure:"short_half_life"`
+	ShortWindow   time.Duration      `mapstructure:"short_window"`
+	LongHalfLife  time.Duration      `mapstructure:"long_half_life"`
+	LongWindow    time.Duration      `mapstructure:"long_window"`
+	MaxPlayed     int                `mapstructure:"max_played"`
+	MaxShown      int                `mapstructure:"max_shown"`
+	PlayedTTL     time.Duration      `mapstructure:"played_ttl"`
+	ShownTTL      time.Duration      `mapstructure:"shown_ttl"`
+	DedupeTTL     time.Duration      `mapstructure:"dedupe_ttl"`
+	MaxInterests  int                `mapstructure:"max_interests"`
+	PruneInterval time.Duration      `mapstructure:"prune_interval"`
+}
+
+type Feature struct {
+	DedupeTTL time.Duration `mapstructure:"dedupe_ttl"`
+	CacheTTL  time.Duration `mapstructure:"cache_ttl"`
+	Smoothing Smoothing     `mapstructure:"smoothing"`
+}
+
+type Smoothing struct {
+	PriorCTR         float64 `mapstructure:"prior_ctr"`
+	PriorCompletion  float64 `mapstructure:"prior_completion"`
+	PriorInteraction float64 `mapstructure:"prior_interaction"`
+	Strength         float64 `mapstructure:"strength"`
+}
+
+// Default is the built-in configuration: everything embedded, nothing
+// external needed.
+func Default() Config {
+	return Config{
+		HTTP: HTTP{
+			Addr:           "127.0.0.1:8080",
+			ReadTimeout:    10 * time.Second,
+			WriteTimeout:   10 * time.Minute,
+			RequestTimeout: 10 * time.Second,
+			MaxBodyBytes:   4 << 20,
+			ShutdownGrace:  15 * time.Second,
+		},
+		DataDir: "./data",
+		Log:     Log{Level: "info", Format: "auto", AccessLog: true},
+		Auth:    Auth{DevTokenTTL: 24 * time.Hour},
+		RateLimit: RateLimit{
+			Enabled:          true,
+			PerSecond:        20,
+			Burst:            40,
+			ServicePerSecond: 2000,
+			ServiceBurst:     4000,
+		},
+		Redis: Redis{Prefix: "rf:"},
+		NATS: NATS{
+			StreamPrefix:    "REELFEED",
+			Replicas:        1,
+			DuplicateWindow: 10 * time.Minute,
+			EventsMaxAge:    30 * 24 * time.Hour,
+			EventsMaxBytes:  8 << 30,
+			PublishTimeout:  5 * time.Second,
+		},
+		Elasticsearch: Elasticsearch{
+			Alias:             "reelfeed-videos",
+			Shards:            1,
+			Replicas:          1,
+			BulkActions:       1000,
+			BulkFlushInterval: time.Second,
+			Timeout:           2 * time.Second,
+			Budget:            30 * time.Millisecond,
+		},
+		Ingest: Ingest{
+			MaxBatch:         1000,
+			MaxFutureSkew:    5 * time.Minute,
+			MaxPastAge:       365 * 24 * time.Hour,
+			ConsumerBatch:    1000,
+			ConsumerWait:     50 * time.Millisecond,
+			AckWait:          30 * time.Second,
+			ImpressionBuffer: 10000,
+		},
+		Profile: Profile{
+			Weights: map[string]float64{
+				"impression": 0.05, "play": 0.5, "share": 1.5, "comment": 2,
+				"like": 3, "complete": 4, "follow": 2, "skip": -1, "dislike": -4,
+			},
+			ShortHalfLife: 20 * time.Minute,
+			ShortWindow:   time.Hour,
+			LongHalfLife:  7 * 24 * time.Hour,
+			LongWindow:    30 * 24 * time.Hour,
+			MaxPlayed:     5000,
+			MaxShown:      2000,
+			PlayedTTL:     30 * 24 * time.Hour,
+			ShownTTL:      7 * 24 * time.Hour,
+			DedupeTTL:     7 * 24 * time.Hour,
+			MaxInterests:  200,
+			PruneInterval: time.Hour,
+		},
+		Feature: Feature{
+			DedupeTTL: 7 * 24 * time.Hour,
+			CacheTTL:  time.Second,
+			Smoothing: Smoothing{PriorCTR: 0.3, PriorCompletion: 0.3, PriorInteraction: 0.05, Strength: 20},
+		},
+	}
+}

@@ -1,0 +1,338 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"reelfeed/catalog"
+	"reelfeed/event"
+)
+
+// ApplyFunc applies a batch of events to the stores. It must be idempotent
+// per event id: on error the whole batch is redelivered later.
+type ApplyFunc func(ctx context.Context, events []event.Event) error
+
+// ConsumerConfig shapes an event consumer.
+type ConsumerConfig struct {
+	// Shared selects a durable consumer shared by every replica (each
+	// event applied by one of them: stores in Redis). Otherwise each
+	// process replays the whole stream into its own memory stores.
+	Shared  bool
+	Batch   int
+	AckWait time.Duration
+}
+
+// ConsumerMetrics receives what a consumer did; any func may be nil.
+type ConsumerMetrics struct {
+	Applied      func(stream string, n int)
+	Failed       func(stream string, n int)
+	Lag          func(stream string, pending uint64)
+	ApplyLatency func(stream string, d time.Duration)           // store write time per batch
+	Visible      func(stream string, sinceStored time.Duration) // stream timestamp → applied
+}
+
+// Consumer applies one stream's events with batching.
+type Consumer struct {
+	stream   string
+	bus      *Bus
+	cfg      ConsumerConfig
+	apply    ApplyFunc
+	metrics  ConsumerMetrics
+	log      *zap.Logger
+	cc       jetstream.ConsumeContext
+	msgs     chan jetstream.Msg
+	wg       sync.WaitGroup
+	caughtUp atomic.Bool
+	stopped  chan struct{}
+}
+
+// StartEventConsumers starts one consumer on the events stream and one on
+// the impressions stream.
+func (b *Bus) StartEventConsumers(ctx context.Context, cfg ConsumerConfig, apply ApplyFunc, m ConsumerMetrics) ([]*Consumer, error) {
+	var out []*Consumer
+	for _, stream := range []string{b.eventsStream(), b.impressionsStream()} {
+		c, err := b.startConsumer(ctx, stream, cfg, apply, m)
+		if err != nil {
+			for _, c := range out {
+				c.Stop()
+			}
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (b *Bus) startConsumer(ctx context.Context, stream string, cfg ConsumerConfig, apply ApplyFunc, m ConsumerMetrics) (*Consumer, error) {
+	if cfg.Batch < 1 {
+		cfg.Batch = 1000
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	var cons jetstream.Consumer
+	var err error
+	if cfg.Shared {
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable:       "applier",
+			Description:   "applies events to the shared profile and feature stores",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.AckWait,
+			MaxAckPending: cfg.Batch * 20,
+			MaxDeliver:    -1,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+	} else {
+		cons, err = b.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer on %s: %w", stream, err)
+	}
+	c := &Consumer{
+		stream: stream, bus: b, cfg: cfg, apply: apply, metrics: m, log: b.log.With(zap.String("stream", stream)),
+		msgs: make(chan jetstream.Msg, cfg.Batch*4), stopped: make(chan struct{}),
+	}
+	info, err := b.js.Stream(ctx, stream)
+	if err == nil {
+		if si, err := info.Info(ctx); err == nil && si.State.Msgs == 0 {
+			c.caughtUp.Store(true)
+		}
+	}
+	if ci, err := cons.Info(ctx); err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 {
+		c.caughtUp.Store(true)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) { c.msgs <- msg },
+		jetstream.PullMaxMessages(cfg.Batch*2),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				c.log.Debug("consume", zap.Error(err))
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", stream, err)
+	}
+	c.cc = cc
+	c.wg.Add(1)
+	go c.loop()
+	return c, nil
+}
+
+// CaughtUp reports whether the consumer has applied everything that was in
+// the stream when it started (state rebuilt after a restart).
+func (c *Consumer) CaughtUp() bool { return c.caughtUp.Load() }
+
+func (c *Consumer) loop() {
+	defer c.wg.Done()
+	batch := make([]jetstream.Msg, 0, c.cfg.Batch)
+	for {
+		batch = batch[:0]
+		select {
+		case msg := <-c.msgs:
+			batch = append(batch, msg)
+		case <-c.stopped:
+			return
+		}
+	fill:
+		for len(batch) < c.cfg.Batch {
+			select {
+			case msg := <-c.msgs:
+				batch = append(batch, msg)
+			default:
+				break fill
+			}
+		}
+		c.process(batch)
+	}
+}
+
+func (c *Consumer) process(batch []jetstream.Msg) {
+	events := make([]event.Event, 0, len(batch))
+	var oldest time.Time
+	var pending uint64
+	for _, msg := range batch {
+		var ev event.Event
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.ID == "" {
+			// Only the server publishes here, so this is corruption: keep
+			// it out of the way instead of redelivering it forever.
+			c.log.Error("undecodable event in stream, terminating it", zap.Error(err))
+			if c.cfg.Shared {
+				_ = msg.Term()
+			}
+			continue
+		}
+		events = append(events, ev)
+		if md, err := msg.Metadata(); err == nil {
+			if oldest.IsZero() || md.Timestamp.Before(oldest) {
+				oldest = md.Timestamp
+			}
+			pending = md.NumPending
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
+		err := c.apply(ctx, events)
+		cancel()
+		if err == nil {
+			if c.metrics.ApplyLatency != nil {
+				c.metrics.ApplyLatency(c.stream, time.Since(start))
+			}
+			break
+		}
+		if c.metrics.Failed != nil {
+			c.metrics.Failed(c.stream, len(events))
+		}
+		c.log.Warn("applying events failed; will retry", zap.Error(err), zap.Int("events", len(events)), zap.Int("attempt", attempt))
+		if c.cfg.Shared {
+			// Let another replica (or this one, later) take them: the
+			// stores are idempotent per event id.
+			for _, msg := range batch {
+				_ = msg.NakWithDelay(backoff(attempt))
+			}
+			return
+		}
+		select {
+		case <-time.After(backoff(attempt)):
+		case <-c.stopped:
+			return
+		}
+	}
+	if c.cfg.Shared {
+		for _, msg := range batch {
+			_ = msg.Ack()
+		}
+	}
+	if c.metrics.Applied != nil {
+		c.metrics.Applied(c.stream, len(events))
+	}
+	if c.metrics.Visible != nil && !oldest.IsZero() {
+		c.metrics.Visible(c.stream, time.Since(oldest))
+	}
+	if c.metrics.Lag != nil {
+		c.metrics.Lag(c.stream, pending)
+	}
+	if pending == 0 {
+		c.caughtUp.Store(true)
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 200 * time.Millisecond << min(attempt, 5)
+	return min(d, 5*time.Second)
+}
+
+// Stop stops fetching, applies what was already fetched, and returns.
+// Unacknowledged messages of a shared consumer go to other replicas.
+func (c *Consumer) Stop() {
+	c.cc.Drain() // the loop keeps applying while the drain delivers the rest
+	select {
+	case <-c.cc.Closed():
+	case <-time.After(5 * time.Second):
+		c.cc.Stop()
+	}
+	close(c.stopped)
+	c.wg.Wait()
+	var rest []jetstream.Msg
+	for {
+		select {
+		case msg := <-c.msgs:
+			rest = append(rest, msg)
+			continue
+		default:
+		}
+		break
+	}
+	if len(rest) > 0 {
+		c.process(rest)
+	}
+}
+
+// CatalogHandler receives catalog stream changes.
+type CatalogHandler struct {
+	Catalog *catalog.Catalog
+	// Knobs receives the runtime knob state as published (may be nil).
+	Knobs func(data []byte) error
+}
+
+// CatalogWatcher keeps a replica's catalog in sync with the catalog stream.
+type CatalogWatcher struct {
+	cc       jetstream.ConsumeContext
+	caughtUp atomic.Bool
+}
+
+// WatchCatalog replays the catalog stream (latest state per video, user and
+// knobs) into the handler and then follows it.
+func (b *Bus) WatchCatalog(ctx context.Context, h CatalogHandler) (*CatalogWatcher, error) {
+	cons, err := b.js.OrderedConsumer(ctx, b.catalogStream(), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("catalog consumer: %w", err)
+	}
+	w := &CatalogWatcher{}
+	if ci, err := cons.Info(ctx); err == nil && ci.NumPending == 0 {
+		w.caughtUp.Store(true)
+	}
+	log := b.log.With(zap.String("stream", b.catalogStream()))
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if err := applyCatalogMsg(h, msg); err != nil {
+			log.Error("catalog message skipped", zap.String("subject", msg.Subject()), zap.Error(err))
+		}
+		if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
+			w.caughtUp.Store(true)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog consume: %w", err)
+	}
+	w.cc = cc
+	return w, nil
+}
+
+func applyCatalogMsg(h CatalogHandler, msg jetstream.Msg) error {
+	kind := msg.Headers().Get(headerKind)
+	op := msg.Headers().Get(headerOp)
+	switch kind {
+	case kindVideo:
+		if op == opDelete {
+			var d struct {
+				ID string `json:"video_id"`
+			}
+			if err := json.Unmarshal(msg.Data(), &d); err != nil {
+				return err
+			}
+			h.Catalog.Delete(d.ID)
+			return nil
+		}
+		var v catalog.Video
+		if err := json.Unmarshal(msg.Data(), &v); err != nil {
+			return err
+		}
+		h.Catalog.Upsert(&v)
+	case kindUser:
+		var u catalog.User
+		if err := json.Unmarshal(msg.Data(), &u); err != nil {
+			return err
+		}
+		h.Catalog.PutUser(&u)
+	case kindKnobs:
+		if h.Knobs != nil {
+			return h.Knobs(msg.Data())
+		}
+	default:
+		return fmt.Errorf("unknown catalog message kind %q", kind)
+	}
+	return nil
+}
+
+// CaughtUp reports whether the initial replay is done.
+func (w *CatalogWatcher) CaughtUp() bool { return w.caughtUp.Load() }
+
+// Stop stops following the stream.
+func (w *CatalogWatcher) Stop() { w.cc.Stop() }
