@@ -388,7 +388,7 @@ func (c *Catalog) searchFresh(q *Query, keys []listKey, match func(*Video) bool)
 // Snapshot of stats for /metrics and debug.
 type Stats struct {
 	Videos, Users, Lists int
-	Newest              time.Time
+	Newest               time.Time
 }
 
 // Stats reports index sizes.

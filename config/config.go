@@ -106,6 +106,14 @@ func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
 			setDefaults(v, key, fv)
 			continue
 		}
+		if fv.Kind() == reflect.Map && fv.Type().Key().Kind() == reflect.String && fv.Len() > 0 {
+			// Per entry, so REELFEED_<MAP>_<ENTRY> can override one entry.
+			iter := fv.MapRange()
+			for iter.Next() {
+				v.SetDefault(key+"."+iter.Key().String(), iter.Value().Interface())
+			}
+			continue
+		}
 		v.SetDefault(key, fv.Interface())
 	}
 }
@@ -229,3 +237,5 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+func typeOfConfig() reflect.Type { return reflect.TypeOf(Config{}) }
