@@ -2,8 +2,12 @@ package main
 
 import "github.com/spf13/cobra"
 
-// addCommands registers the tooling subcommands (import, simulate, bench,
-// train) built on the running service.
+// addCommands registers the tooling subcommands built on the service.
 func addCommands(root *cobra.Command, g *globalFlags) {
-	root.AddCommand(newImportCmd(g))
+	root.AddCommand(
+		newImportCmd(g),
+		newSimulateCmd(g),
+		newBenchCmd(g),
+		newDemoCmd(g),
+	)
 }

@@ -32,6 +32,16 @@ type FeedRequest struct {
 	RequestID string
 }
 
+// StatusError lets a service say how an error is answered.
+type StatusError struct {
+	Status  int
+	Code    string
+	Message string
+	Fields  map[string]string
+}
+
+func (e *StatusError) Error() string { return e.Message }
+
 // FeedService answers feed requests; its result is marshalled as the body.
 type FeedService interface {
 	Feed(ctx context.Context, req FeedRequest) (any, error)
@@ -339,6 +349,14 @@ func (s *Server) getFeed(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := s.d.Feed.Feed(r.Context(), req)
 	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) {
+			if se.Status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "1")
+			}
+			httpx.Error(w, se.Status, se.Code, se.Message, se.Fields)
+			return
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			httpx.Error(w, http.StatusGatewayTimeout, "timeout", "feed took too long", nil)
 			return

@@ -59,6 +59,9 @@ type Deps struct {
 
 	Ready []ReadyCheck
 
+	// Pprof mounts net/http/pprof at /debug/pprof (unauthenticated).
+	Pprof bool
+
 	EventLimits    ingest.EventLimits
 	RequestTimeout time.Duration
 	MaxBodyBytes   int64
@@ -97,6 +100,9 @@ func New(d Deps) *Server {
 	})
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	if d.Pprof {
+		r.Mount("/debug", middleware.Profiler())
+	}
 
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(d.Auth.Middleware)

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,8 +25,10 @@ import (
 	"reelfeed/config"
 	"reelfeed/event"
 	"reelfeed/feature"
+	"reelfeed/feed"
 	"reelfeed/ingest"
 	"reelfeed/profile"
+	"reelfeed/rank"
 )
 
 // Version is set at build time (-ldflags "-X reelfeed/app.Version=…").
@@ -49,6 +52,12 @@ type App struct {
 	consumers   []*ingest.Consumer
 	watcher     *ingest.CatalogWatcher
 	impressions *ingest.ImpressionSink
+
+	serving servingParts
+	// extraJobs are admin-runnable jobs outside recall (train).
+	extraJobs map[string]api.Job
+	// logFeatures renders the ranking features logged with impressions.
+	logFeatures func(*rank.Query, *rank.Item) json.RawMessage
 
 	handler  http.Handler
 	httpSrv  *http.Server
@@ -104,24 +113,31 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 		return nil, err
 	}
 	a.catalog = catalog.New()
+	if err := a.openElastic(ctx); err != nil {
+		return nil, err
+	}
 
-	bg, cancel := context.WithCancel(context.Background())
-	a.bgCancel = cancel
-	_ = bg
+	a.impressions = ingest.NewImpressionSink(a.bus, cfg.Ingest.ImpressionBuffer, log.Named("impressions"), a.impressionsDropped())
+	if err := a.buildServing(); err != nil {
+		return nil, err
+	}
 
-	a.watcher, err = a.bus.WatchCatalog(ctx, ingest.CatalogHandler{Catalog: a.catalog})
+	handler := ingest.CatalogHandler{Catalog: a.catalog, Knobs: a.applyKnobs}
+	if a.serving.elastic != nil {
+		handler.Index = a.serving.elastic
+	}
+	a.watcher, err = a.bus.WatchCatalog(ctx, handler)
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.watcher.Stop)
 
-	a.impressions = ingest.NewImpressionSink(a.bus, cfg.Ingest.ImpressionBuffer, log.Named("impressions"), a.impressionsDropped())
-
-	applier := &ingest.Applier{Profiles: a.profiles, Features: a.features}
+	applier := &ingest.Applier{Profiles: a.profiles, Features: a.features, Observers: []func([]event.Event){a.serving.spike.Observe}}
 	a.consumers, err = a.bus.StartEventConsumers(ctx, ingest.ConsumerConfig{
 		Shared:  a.redis != nil,
 		Batch:   cfg.Ingest.ConsumerBatch,
 		AckWait: cfg.Ingest.AckWait,
+		Linger:  cfg.Ingest.ConsumerWait,
 	}, applier.Apply, a.consumerMetrics())
 	if err != nil {
 		return nil, err
@@ -138,7 +154,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 		Profiles:       a.profiles,
 		Features:       a.features,
 		Smoothing:      smoothing(cfg),
-		Jobs:           map[string]api.Job{"longterm": api.JobFunc(a.runLongTerm)},
+		Feed:           feedAdapter{a.serving.feed},
+		Admin:          feed.AdminHandler(a.serving.knobs, a.publishKnobs),
+		Jobs:           a.adminJobs(),
 		Ready:          a.readyChecks(),
 		EventLimits: ingest.EventLimits{
 			MaxBatch:      cfg.Ingest.MaxBatch,
@@ -148,6 +166,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 		RequestTimeout: cfg.HTTP.RequestTimeout,
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		AccessLog:      cfg.Log.AccessLog,
+		Pprof:          cfg.HTTP.Pprof,
 	})
 	return a, nil
 }
@@ -248,6 +267,9 @@ func (a *App) readyChecks() []api.ReadyCheck {
 			return nil
 		}},
 	}
+	if el := a.serving.elastic; el != nil {
+		checks = append(checks, api.ReadyCheck{Name: "elasticsearch", Check: el.Ready})
+	}
 	if a.redis != nil {
 		checks = append(checks, api.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error {
 			return a.redis.Ping(ctx).Err()
@@ -290,6 +312,9 @@ func (a *App) Start() error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(a.log.Named("http")),
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	a.bgCancel = cancel
+	a.startJobs(bg)
 	go func() {
 		if err := a.httpSrv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", zap.Error(err))

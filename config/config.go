@@ -12,11 +12,14 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"reelfeed/event"
 )
 
 // EnvPrefix prefixes every environment override.
@@ -54,8 +57,12 @@ func Load(path string) (*Config, error) {
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
 			stringToSliceHook,
+			weightsHook,
 		)
 		dc.WeaklyTypedInput = true
+		dc.MatchName = func(mapKey, fieldName string) bool {
+			return mapKey == snake(fieldName) || strings.EqualFold(mapKey, fieldName)
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: %s", cleanDecodeError(err))
@@ -88,21 +95,120 @@ func cleanDecodeError(err error) string {
 	return strings.TrimSpace(msg)
 }
 
+// keyOf is a field's config key: its mapstructure tag, else its name in
+// snake_case (so package configs without tags still get readable keys).
+func keyOf(f reflect.StructField) string {
+	if tag := f.Tag.Get("mapstructure"); tag != "" {
+		name, _, _ := strings.Cut(tag, ",")
+		return name
+	}
+	if !f.IsExported() {
+		return "-"
+	}
+	return snake(f.Name)
+}
+
+func snake(name string) string {
+	var b strings.Builder
+	runes := []rune(name)
+	for i, r := range runes {
+		upper := r >= 'A' && r <= 'Z'
+		if upper && i > 0 {
+			prevLower := runes[i-1] >= 'a' && runes[i-1] <= 'z' || runes[i-1] >= '0' && runes[i-1] <= '9'
+			nextLower := i+1 < len(runes) && runes[i+1] >= 'a' && runes[i+1] <= 'z'
+			if nextLower && i+2 == len(runes) && runes[i+1] == 's' {
+				nextLower = false // a plural acronym: URLs -> urls
+			}
+			if prevLower || (nextLower && runes[i-1] >= 'A' && runes[i-1] <= 'Z') {
+				b.WriteByte('_')
+			}
+		}
+		if upper {
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func squashed(f reflect.StructField) bool {
+	return f.Anonymous && f.Type.Kind() == reflect.Struct && strings.Contains(f.Tag.Get("mapstructure"), "squash")
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	timeType     = reflect.TypeOf(time.Time{})
+	weightsType  = reflect.TypeOf([event.NumTypes]float64{})
+)
+
+// weightsHook lets per-event-type arrays be written as maps by type name:
+// weights: {complete: 4, like: 3}.
+func weightsHook(from, to reflect.Type, data any) (any, error) {
+	if to != weightsType {
+		return data, nil
+	}
+	var out [event.NumTypes]float64
+	switch m := data.(type) {
+	case [event.NumTypes]float64:
+		return m, nil
+	case map[string]any:
+		for k, v := range m {
+			t, ok := event.ParseType(k)
+			if !ok {
+				return nil, fmt.Errorf("unknown event type %q", k)
+			}
+			f, err := toFloat(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			out[t] = f
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("must be a map of event type to weight")
+}
+
+func toFloat(v any) (float64, error) {
+	switch x := v.(type) {
+	case float64:
+		return x, nil
+	case float32:
+		return float64(x), nil
+	case int:
+		return float64(x), nil
+	case int64:
+		return float64(x), nil
+	case string:
+		return strconv.ParseFloat(x, 64)
+	}
+	return 0, fmt.Errorf("not a number: %v", v)
+}
+
 // setDefaults registers every field of the default config with viper, so
 // AutomaticEnv can override keys that config.yaml does not mention.
 func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
 	rt := rv.Type()
 	for i := 0; i < rt.NumField(); i++ {
 		f := rt.Field(i)
-		key := f.Tag.Get("mapstructure")
+		fv := rv.Field(i)
+		if squashed(f) {
+			setDefaults(v, prefix, fv)
+			continue
+		}
+		key := keyOf(f)
 		if key == "" || key == "-" {
 			continue
 		}
 		if prefix != "" {
 			key = prefix + "." + key
 		}
-		fv := rv.Field(i)
-		if fv.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Time{}) {
+		if f.Type == weightsType {
+			for t := event.Type(0); t < event.NumTypes; t++ {
+				v.SetDefault(key+"."+t.String(), fv.Index(int(t)).Interface())
+			}
+			continue
+		}
+		if fv.Kind() == reflect.Struct && f.Type != timeType {
 			setDefaults(v, key, fv)
 			continue
 		}
@@ -122,7 +228,11 @@ func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
 func knownKeys(prefix string, rt reflect.Type, leaves, maps map[string]bool) {
 	for i := 0; i < rt.NumField(); i++ {
 		f := rt.Field(i)
-		key := f.Tag.Get("mapstructure")
+		if squashed(f) {
+			knownKeys(prefix, f.Type, leaves, maps)
+			continue
+		}
+		key := keyOf(f)
 		if key == "" || key == "-" {
 			continue
 		}
@@ -130,7 +240,11 @@ func knownKeys(prefix string, rt reflect.Type, leaves, maps map[string]bool) {
 			key = prefix + "." + key
 		}
 		switch {
-		case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Time{}):
+		case f.Type == weightsType:
+			for t := event.Type(0); t < event.NumTypes; t++ {
+				leaves[key+"."+t.String()] = true
+			}
+		case f.Type.Kind() == reflect.Struct && f.Type != timeType:
 			knownKeys(key, f.Type, leaves, maps)
 		case f.Type.Kind() == reflect.Map:
 			maps[key] = true
@@ -234,6 +348,20 @@ func (c *Config) Validate() error {
 		if w != w {
 			bad("profile.weights."+name, "must be a number")
 		}
+	}
+	for key, msg := range c.Feed.Validate() {
+		bad("feed."+key, "%s", msg)
+	}
+	for name, check := range map[string]func() error{
+		"recall.hot": c.Recall.Hot.Validate, "recall.spike": c.Recall.Spike.Validate,
+		"recall.usercf": c.Recall.UserCF.Validate,
+	} {
+		if err := check(); err != nil {
+			bad(name, "%v", err)
+		}
+	}
+	if c.Recall.ListCacheTTL < 0 {
+		bad("recall.list_cache_ttl", "must be >= 0")
 	}
 	return errors.Join(errs...)
 }

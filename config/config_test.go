@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,69 @@ func TestRepositoryConfigYAMLIsValidAndComplete(t *testing.T) {
 			t.Errorf("config.yaml does not document %s", k)
 		}
 	}
+}
+
+// config.yaml documents the defaults: loading it must give exactly what
+// loading nothing gives.
+func TestRepositoryConfigYAMLEqualsDefaults(t *testing.T) {
+	fromFile, err := Load("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromNothing, err := Load(writeConfig(t, "{}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := canonicalJSON(t, fromFile), canonicalJSON(t, fromNothing)
+	if string(a) != string(b) {
+		t.Fatalf("config.yaml differs from the built-in defaults:\nfile:     %s\ndefaults: %s", diffHint(string(a), string(b)), diffHint(string(b), string(a)))
+	}
+}
+
+// canonicalJSON renders c with empty lists and maps dropped, so nil and
+// empty (a YAML "[]") compare equal.
+func canonicalJSON(t *testing.T, c *Config) string {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	out, _ := json.Marshal(dropEmpty(v))
+	return string(out)
+}
+
+func dropEmpty(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			e = dropEmpty(e)
+			if e == nil {
+				delete(x, k)
+			} else {
+				x[k] = e
+			}
+		}
+		if len(x) == 0 {
+			return nil
+		}
+	case []any:
+		if len(x) == 0 {
+			return nil
+		}
+		for i := range x {
+			x[i] = dropEmpty(x[i])
+		}
+	}
+	return v
+}
+
+func diffHint(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	lo := max(0, i-120)
+	hi := min(len(a), i+120)
+	return a[lo:hi]
 }

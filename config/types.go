@@ -1,6 +1,13 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"reelfeed/catalog"
+	"reelfeed/feed"
+	"reelfeed/rank"
+	"reelfeed/recall"
+)
 
 // Config is every knob of reelfeed. config.yaml documents each key; the
 // mapstructure tag is the key.
@@ -16,6 +23,30 @@ type Config struct {
 	Ingest        Ingest        `mapstructure:"ingest"`
 	Profile       Profile       `mapstructure:"profile"`
 	Feature       Feature       `mapstructure:"feature"`
+	Feed          feed.Config   `mapstructure:"feed"`
+	Recall        Recall        `mapstructure:"recall"`
+	Rank          Rank          `mapstructure:"rank"`
+}
+
+// Recall configures the recall branches and the jobs some of them read.
+type Recall struct {
+	// ListCacheTTL: how long a replica serves a job's list (hot, i2i,
+	// user-CF) from its in-process cache before reading Redis again.
+	ListCacheTTL time.Duration         `mapstructure:"list_cache_ttl"`
+	Hot          recall.HotConfig      `mapstructure:"hot"`
+	Spike        recall.SpikeConfig    `mapstructure:"spike"`
+	I2I          recall.I2IConfig      `mapstructure:"i2i"`
+	UserCF       recall.UserCFConfig   `mapstructure:"usercf"`
+	Tag          recall.TagConfig      `mapstructure:"tag"`
+	Uploader     recall.UploaderConfig `mapstructure:"uploader"`
+	Explore      recall.ExploreConfig  `mapstructure:"explore"`
+	Start        recall.StartConfig    `mapstructure:"start"`
+	Fresh        recall.FreshConfig    `mapstructure:"fresh"`
+}
+
+// Rank configures scoring.
+type Rank struct {
+	Formula rank.FormulaConfig `mapstructure:"formula"`
 }
 
 type HTTP struct {
@@ -25,6 +56,7 @@ type HTTP struct {
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
 	MaxBodyBytes   int64         `mapstructure:"max_body_bytes"`
 	ShutdownGrace  time.Duration `mapstructure:"shutdown_grace"`
+	Pprof          bool          `mapstructure:"pprof"`
 }
 
 type Log struct {
@@ -69,16 +101,12 @@ type NATSEmbedded struct {
 	Listen string `mapstructure:"listen"` // empty: in-process only, no TCP port
 }
 
+// Elasticsearch is the optional catalog retrieval backend.
 type Elasticsearch struct {
-	URLs              []string      `mapstructure:"urls"`
-	Alias             string        `mapstructure:"alias"`
-	Shards            int           `mapstructure:"shards"`
-	Replicas          int           `mapstructure:"replicas"`
-	BulkActions       int           `mapstructure:"bulk_actions"`
-	BulkFlushInterval time.Duration `mapstructure:"bulk_flush_interval"`
-	Timeout           time.Duration `mapstructure:"timeout"`
-	Sniff             bool          `mapstructure:"sniff"`
-	Budget            time.Duration `mapstructure:"budget"`
+	catalog.ElasticConfig `mapstructure:",squash"`
+	// Search bounds how long a recall query waits for Elasticsearch before
+	// the memory index answers.
+	Search catalog.FallbackConfig `mapstructure:"search"`
 }
 
 type Ingest struct {
@@ -151,20 +179,29 @@ func Default() Config {
 			PublishTimeout:  5 * time.Second,
 		},
 		Elasticsearch: Elasticsearch{
-			Alias:             "reelfeed-videos",
-			Shards:            1,
-			Replicas:          1,
-			BulkActions:       1000,
-			BulkFlushInterval: time.Second,
-			Timeout:           2 * time.Second,
-			Budget:            30 * time.Millisecond,
+			ElasticConfig: catalog.DefaultElasticConfig(),
+			Search:        catalog.DefaultFallbackConfig(),
 		},
+		Feed: feed.DefaultConfig(),
+		Recall: Recall{
+			ListCacheTTL: time.Second,
+			Hot:          recall.DefaultHotConfig(),
+			Spike:        recall.DefaultSpikeConfig(),
+			I2I:          recall.DefaultI2IConfig(),
+			UserCF:       recall.DefaultUserCFConfig(),
+			Tag:          recall.DefaultTagConfig(),
+			Uploader:     recall.DefaultUploaderConfig(),
+			Explore:      recall.DefaultExploreConfig(),
+			Start:        recall.DefaultStartConfig(),
+			Fresh:        recall.DefaultFreshConfig(),
+		},
+		Rank: Rank{Formula: rank.DefaultFormulaConfig()},
 		Ingest: Ingest{
 			MaxBatch:         1000,
 			MaxFutureSkew:    5 * time.Minute,
 			MaxPastAge:       365 * 24 * time.Hour,
 			ConsumerBatch:    1000,
-			ConsumerWait:     50 * time.Millisecond,
+			ConsumerWait:     5 * time.Millisecond,
 			AckWait:          30 * time.Second,
 			ImpressionBuffer: 10000,
 		},

@@ -162,6 +162,9 @@ func startEmbedded(cfg BusConfig) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("nats.embedded.listen: bad port %q", port)
 		}
+		if p == 0 {
+			p = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
+		}
 		opts.Host, opts.Port = host, p
 	}
 	srv, err := server.NewServer(opts)

@@ -18,6 +18,13 @@ import (
 
 func embeddedBus(t *testing.T, dir string) *Bus {
 	t.Helper()
+	return openEmbedded(t, dir)
+}
+
+func embeddedBusB(b *testing.B) *Bus { return openEmbedded(b, b.TempDir()) }
+
+func openEmbedded(t testing.TB, dir string) *Bus {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	b, err := OpenBus(ctx, BusConfig{DataDir: dir, DuplicateWindow: time.Minute, EventsMaxAge: time.Hour, EventsMaxBytes: 1 << 30}, zap.NewNop())

@@ -28,6 +28,10 @@ type ConsumerConfig struct {
 	Shared  bool
 	Batch   int
 	AckWait time.Duration
+	// Linger is how long a consumer waits for a batch to fill once its
+	// first event arrived: a few milliseconds of latency buy batches large
+	// enough that per-batch costs vanish under load.
+	Linger time.Duration
 }
 
 // ConsumerMetrics receives what a consumer did; any func may be nil.
@@ -140,15 +144,19 @@ func (c *Consumer) loop() {
 		case <-c.stopped:
 			return
 		}
+		linger := time.NewTimer(c.cfg.Linger)
 	fill:
 		for len(batch) < c.cfg.Batch {
 			select {
 			case msg := <-c.msgs:
 				batch = append(batch, msg)
-			default:
+			case <-linger.C:
+				break fill
+			case <-c.stopped:
 				break fill
 			}
 		}
+		linger.Stop()
 		c.process(batch)
 	}
 }
@@ -260,6 +268,16 @@ type CatalogHandler struct {
 	Catalog *catalog.Catalog
 	// Knobs receives the runtime knob state as published (may be nil).
 	Knobs func(data []byte) error
+	// Index mirrors video changes into a secondary index (Elasticsearch),
+	// versioned by stream sequence so a replayed or late write never
+	// brings back an older state; nil: none.
+	Index VideoIndex
+}
+
+// VideoIndex is a secondary catalog index kept in step with the stream.
+type VideoIndex interface {
+	UpsertVersion(ctx context.Context, v *catalog.Video, version int64) error
+	DeleteVersion(ctx context.Context, id string, version int64) error
 }
 
 // CatalogWatcher keeps a replica's catalog in sync with the catalog stream.
@@ -308,6 +326,9 @@ func applyCatalogMsg(h CatalogHandler, msg jetstream.Msg) error {
 				return err
 			}
 			h.Catalog.Delete(d.ID)
+			if h.Index != nil {
+				return indexWrite(msg, func(ctx context.Context, seq int64) error { return h.Index.DeleteVersion(ctx, d.ID, seq) })
+			}
 			return nil
 		}
 		var v catalog.Video
@@ -315,6 +336,9 @@ func applyCatalogMsg(h CatalogHandler, msg jetstream.Msg) error {
 			return err
 		}
 		h.Catalog.Upsert(&v)
+		if h.Index != nil {
+			return indexWrite(msg, func(ctx context.Context, seq int64) error { return h.Index.UpsertVersion(ctx, &v, seq) })
+		}
 	case kindUser:
 		var u catalog.User
 		if err := json.Unmarshal(msg.Data(), &u); err != nil {
@@ -329,6 +353,16 @@ func applyCatalogMsg(h CatalogHandler, msg jetstream.Msg) error {
 		return fmt.Errorf("unknown catalog message kind %q", kind)
 	}
 	return nil
+}
+
+func indexWrite(msg jetstream.Msg, write func(context.Context, int64) error) error {
+	md, err := msg.Metadata()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return write(ctx, int64(md.Sequence.Stream))
 }
 
 // CaughtUp reports whether the initial replay is done.

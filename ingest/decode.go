@@ -42,6 +42,93 @@ var knownEventFields = map[string]bool{
 // event is invalid, field → problem for every problem found, keyed like
 // "events[3].type"; in that case no event may be accepted.
 func DecodeEvents(body []byte, now time.Time, lim EventLimits) ([]event.Event, map[string]string) {
+	if evs, ok := decodeFast(body, now, lim); ok {
+		return evs, nil
+	}
+	return decodeSlow(body, now, lim)
+}
+
+// typedEvent is the single-pass decoding of a well-formed event; pointers
+// tell absent (or null) fields from empty ones.
+type typedEvent struct {
+	EventID   *string `json:"event_id"`
+	UserID    *string `json:"user_id"`
+	VideoID   *string `json:"video_id"`
+	Type      *string `json:"type"`
+	WatchMs   *int64  `json:"watch_ms"`
+	TS        *string `json:"ts"`
+	RequestID *string `json:"request_id"`
+}
+
+// decodeFast handles the common case, a valid batch, in one pass. Anything
+// unusual (a type mismatch, an unknown field, an invalid value) makes it
+// give up so decodeSlow can name every problem precisely.
+func decodeFast(body []byte, now time.Time, lim EventLimits) ([]event.Event, bool) {
+	var envelope struct {
+		Events []typedEvent `json:"events"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&envelope); err != nil || dec.More() {
+		return nil, false
+	}
+	if len(envelope.Events) == 0 || len(envelope.Events) > lim.MaxBatch {
+		return nil, false
+	}
+	out := make([]event.Event, len(envelope.Events))
+	for i, te := range envelope.Events {
+		ev, ok := te.validate(now, lim)
+		if !ok {
+			return nil, false
+		}
+		out[i] = ev
+	}
+	return out, true
+}
+
+func (te *typedEvent) validate(now time.Time, lim EventLimits) (event.Event, bool) {
+	str := func(p *string, required bool) (string, bool) {
+		if p == nil || *p == "" {
+			return "", !required
+		}
+		return *p, catalog.ValidID(*p)
+	}
+	var ev event.Event
+	var ok [4]bool
+	ev.ID, ok[0] = str(te.EventID, false)
+	ev.UserID, ok[1] = str(te.UserID, true)
+	ev.VideoID, ok[2] = str(te.VideoID, true)
+	ev.RequestID, ok[3] = str(te.RequestID, false)
+	if !ok[0] || !ok[1] || !ok[2] || !ok[3] || te.Type == nil {
+		return ev, false
+	}
+	typ, known := event.ParseType(*te.Type)
+	if !known {
+		return ev, false
+	}
+	ev.Type = typ
+	if te.WatchMs != nil {
+		if *te.WatchMs < 0 || *te.WatchMs > 24*3600*1000 {
+			return ev, false
+		}
+		ev.WatchMs = *te.WatchMs
+	}
+	ev.TS = now
+	if te.TS != nil && *te.TS != "" {
+		ts, err := time.Parse(time.RFC3339Nano, *te.TS)
+		if err != nil || ts.After(now.Add(lim.MaxFutureSkew)) || (lim.MaxPastAge > 0 && ts.Before(now.Add(-lim.MaxPastAge))) {
+			return ev, false
+		}
+		ev.TS = ts.UTC()
+	}
+	if ev.ID == "" {
+		ev.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	return ev, true
+}
+
+// decodeSlow decodes field by field so every problem is reported by name.
+func decodeSlow(body []byte, now time.Time, lim EventLimits) ([]event.Event, map[string]string) {
 	var envelope struct {
 		Events []json.RawMessage `json:"events"`
 	}

@@ -128,3 +128,31 @@ func FuzzDecodeEvents(f *testing.F) {
 		}
 	})
 }
+
+// The fast and the precise decoder agree on every valid batch.
+func FuzzDecodePathsAgree(f *testing.F) {
+	f.Add(`{"events":[{"event_id":"e1","user_id":"u1","video_id":"v1","type":"complete","watch_ms":15000,"ts":"2026-11-22T11:59:00Z","request_id":"r"}]}`)
+	f.Add(`{"events":[{"event_id":"e1","user_id":"u1","video_id":"v1","type":"like","watch_ms":null,"ts":null}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		fast, ok := decodeFast([]byte(body), testNow, testLimits)
+		if !ok {
+			return
+		}
+		slow, bad := decodeSlow([]byte(body), testNow, testLimits)
+		if bad != nil {
+			t.Fatalf("fast path accepted what the precise path rejects: %v", bad)
+		}
+		if len(fast) != len(slow) {
+			t.Fatalf("lengths differ: %d vs %d", len(fast), len(slow))
+		}
+		for i := range fast {
+			a, b := fast[i], slow[i]
+			if a.UserID != b.UserID || a.VideoID != b.VideoID || a.Type != b.Type || a.WatchMs != b.WatchMs || !a.TS.Equal(b.TS) || a.RequestID != b.RequestID {
+				t.Fatalf("event %d differs: %+v vs %+v", i, a, b)
+			}
+			if (a.ID == "") != (b.ID == "") {
+				t.Fatalf("id assignment differs")
+			}
+		}
+	})
+}
