@@ -23,9 +23,8 @@ type Catalog struct {
 	garbage int
 
 	lists      map[listKey]*postingList
-	all        postingList // every slot, by quality
-	fresh      []int32     // every slot, newest first
-	freshDirty bool
+	all   postingList // every slot, by quality
+	fresh []int32     // every slot, newest first
 }
 
 type listKind uint8
@@ -42,9 +41,11 @@ type listKey struct {
 	val  string
 }
 
+// postingList is kept sorted (quality desc, then newest first) on every
+// insert: a binary search and a memmove cost microseconds, where a lazy
+// re-sort of a large list would stall every reader for milliseconds.
 type postingList struct {
-	slots  []int32
-	sorted bool // by quality desc, then published desc
+	slots []int32
 }
 
 // New returns an empty catalog.
@@ -78,8 +79,7 @@ func (c *Catalog) index(slot int32, v *Video) {
 			l = &postingList{}
 			c.lists[key] = l
 		}
-		l.slots = append(l.slots, slot)
-		l.sorted = false
+		c.insertByQuality(l, slot)
 	}
 	for _, t := range v.Tags {
 		add(listTag, t)
@@ -92,10 +92,17 @@ func (c *Catalog) index(slot int32, v *Video) {
 	for _, r := range v.Regions {
 		add(listRegion, r)
 	}
-	c.all.slots = append(c.all.slots, slot)
-	c.all.sorted = false
-	c.fresh = append(c.fresh, slot)
-	c.freshDirty = true
+	c.insertByQuality(&c.all, slot)
+	i := sort.Search(len(c.fresh), func(i int) bool {
+		o := c.slots[c.fresh[i]]
+		return o == nil || !o.PublishedAt.After(v.PublishedAt)
+	})
+	c.fresh = slices.Insert(c.fresh, i, slot)
+}
+
+func (c *Catalog) insertByQuality(l *postingList, slot int32) {
+	i := sort.Search(len(l.slots), func(i int) bool { return !c.lessQuality(l.slots[i], slot) })
+	l.slots = slices.Insert(l.slots, i, slot)
 }
 
 // Delete removes a video; it reports whether it existed.
@@ -200,47 +207,6 @@ func (c *Catalog) lessQuality(a, b int32) bool {
 	return va.PublishedAt.After(vb.PublishedAt)
 }
 
-// ensureSorted sorts every list touched by q that is dirty. It takes the
-// write lock only when something needs sorting.
-func (c *Catalog) ensureSorted(keys []listKey, needFresh bool) {
-	c.mu.RLock()
-	dirty := (needFresh && c.freshDirty) || !c.all.sorted
-	for _, k := range keys {
-		if l := c.lists[k]; l != nil && !l.sorted {
-			dirty = true
-		}
-	}
-	c.mu.RUnlock()
-	if !dirty {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	sortList := func(l *postingList) {
-		if l.sorted {
-			return
-		}
-		sort.Slice(l.slots, func(i, j int) bool { return c.lessQuality(l.slots[i], l.slots[j]) })
-		l.sorted = true
-	}
-	sortList(&c.all)
-	for _, k := range keys {
-		if l := c.lists[k]; l != nil {
-			sortList(l)
-		}
-	}
-	if needFresh && c.freshDirty {
-		sort.Slice(c.fresh, func(i, j int) bool {
-			va, vb := c.slots[c.fresh[i]], c.slots[c.fresh[j]]
-			if va == nil || vb == nil {
-				return va != nil
-			}
-			return va.PublishedAt.After(vb.PublishedAt)
-		})
-		c.freshDirty = false
-	}
-}
-
 func queryKeys(q *Query) []listKey {
 	keys := make([]listKey, 0, len(q.Tags)+len(q.Categories)+len(q.Uploaders))
 	for _, t := range q.Tags {
@@ -272,7 +238,6 @@ func (c *Catalog) SearchVideos(q Query) []*Video {
 		return nil
 	}
 	keys := queryKeys(&q)
-	c.ensureSorted(keys, q.Sort == SortByFresh)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 
