@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,7 +133,14 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 	}
 	a.closers = append(a.closers, a.watcher.Stop)
 
-	applier := &ingest.Applier{Profiles: a.profiles, Features: a.features, Observers: []func([]event.Event){a.serving.spike.Observe}}
+	applier := &ingest.Applier{
+		Profiles:  a.profiles,
+		Features:  a.features,
+		Observers: []func([]event.Event){a.serving.spike.Observe},
+		Dropped: func(ev event.Event, why string) {
+			log.Error("event in stream can never be applied; skipped", zap.String("event_id", ev.ID), zap.String("why", why))
+		},
+	}
 	a.consumers, err = a.bus.StartEventConsumers(ctx, ingest.ConsumerConfig{
 		Shared:  a.redis != nil,
 		Batch:   cfg.Ingest.ConsumerBatch,
@@ -201,7 +209,19 @@ func (a *App) openStores() error {
 		// says what is wrong.
 		a.log.Warn("redis not answering at start", zap.Strings("addrs", addrs), zap.Error(err))
 	}
-	a.profiles = profile.NewRedis(a.redis, cfg.Redis.Prefix, pcfg)
+	degraded := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "reelfeed_degraded_reads_total",
+		Help: "Reads answered from a replica's last-known copy because the shared store failed, by store.",
+	}, []string{"store"})
+	a.reg.MustRegister(degraded)
+	var lastWarn atomic.Int64
+	a.profiles = profile.NewFallback(profile.NewRedis(a.redis, cfg.Redis.Prefix, pcfg), cfg.Profile.FallbackUsers, func(string) {
+		degraded.WithLabelValues("profile").Inc()
+		if now := time.Now().UnixNano(); now-lastWarn.Load() > int64(10*time.Second) {
+			lastWarn.Store(now)
+			a.log.Warn("profile store unavailable: serving feeds from this replica's last-known profiles")
+		}
+	})
 	a.features = feature.NewRedis(a.redis, cfg.Redis.Prefix, fcfg)
 	return nil
 }

@@ -132,6 +132,7 @@ type Profile struct {
 	DedupeTTL     time.Duration      `mapstructure:"dedupe_ttl"`
 	MaxInterests  int                `mapstructure:"max_interests"`
 	PruneInterval time.Duration      `mapstructure:"prune_interval"`
+	FallbackUsers int                `mapstructure:"fallback_users"`
 }
 
 type Feature struct {
@@ -221,11 +222,12 @@ func Default() Config {
 			DedupeTTL:     7 * 24 * time.Hour,
 			MaxInterests:  200,
 			PruneInterval: time.Hour,
+			FallbackUsers: 100000,
 		},
 		Feature: Feature{
 			DedupeTTL: 7 * 24 * time.Hour,
 			CacheTTL:  time.Second,
-			Smoothing: Smoothing{PriorCTR: 0.3, PriorCompletion: 0.3, PriorInteraction: 0.05, Strength: 20},
+			Smoothing: Smoothing{PriorCTR: 0.2, PriorCompletion: 0.1, PriorInteraction: 0.02, Strength: 20},
 		},
 	}
 }

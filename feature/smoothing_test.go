@@ -26,7 +26,7 @@ func TestSmoothing(t *testing.T) {
 		want, tol float64
 	}{
 		{"CTR with no data is the prior", s.CTR, event.Counts{}, s.PriorCTR, 1e-12},
-		{"CTR of 1/1 stays near the prior", s.CTR, counts(map[event.Type]int64{event.Impression: 1, event.Play: 1}), (1 + 0.3*20) / 21, 1e-12},
+		{"CTR of 1/1 stays near the prior", s.CTR, counts(map[event.Type]int64{event.Impression: 1, event.Play: 1}), (1 + s.PriorCTR*s.Strength) / (1 + s.Strength), 1e-12},
 		{"CTR of 1000/2000 is about 0.5", s.CTR, counts(map[event.Type]int64{event.Impression: 2000, event.Play: 1000}), 0.5, 0.005},
 		{"CTR of 0/500 approaches 0", s.CTR, counts(map[event.Type]int64{event.Impression: 500}), 0.0115, 0.001},
 		{"completion with no plays is the prior", s.CompletionRate, counts(map[event.Type]int64{event.Impression: 50}), s.PriorCompletion, 1e-12},

@@ -28,9 +28,12 @@ type Smoothing struct {
 	Strength         float64 // pseudo-count of the prior
 }
 
-// DefaultSmoothing returns the documented defaults.
+// DefaultSmoothing returns the documented defaults. The priors are
+// deliberately no better than a typical video: a video nobody has seen yet
+// must not outrank the proven ones just because it has no data (new
+// uploads get their exposure from the "new" branch instead).
 func DefaultSmoothing() Smoothing {
-	return Smoothing{PriorCTR: 0.3, PriorCompletion: 0.3, PriorInteraction: 0.05, Strength: 20}
+	return Smoothing{PriorCTR: 0.2, PriorCompletion: 0.1, PriorInteraction: 0.02, Strength: 20}
 }
 
 func smooth(num, den int64, prior, strength float64) float64 {

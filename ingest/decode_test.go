@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"reelfeed/feature"
+	"reelfeed/profile"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +158,27 @@ func FuzzDecodePathsAgree(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestApplierSkipsEventsThatCanNeverApply(t *testing.T) {
+	var dropped []string
+	ap := &Applier{
+		Profiles: profile.NewMemory(profile.DefaultConfig()),
+		Features: feature.NewMemory(feature.DefaultConfig()),
+		Dropped:  func(ev event.Event, why string) { dropped = append(dropped, why) },
+	}
+	good := makeEvents(2, "dora")
+	bad := good[0]
+	bad.ID, bad.UserID = "bad", ""
+	batch := []event.Event{good[0], bad, good[1]}
+	if err := ap.Apply(context.Background(), batch); err != nil {
+		t.Fatalf("a corrupt event must not stall the batch: %v", err)
+	}
+	if len(dropped) != 1 {
+		t.Fatalf("dropped %v, want the one corrupt event", dropped)
+	}
+	p, _ := ap.Profiles.Get(context.Background(), "dora", time.Now())
+	if p.Counts[event.Complete] != 2 {
+		t.Fatalf("the valid events were not applied: %v", p.Counts)
+	}
 }

@@ -17,7 +17,8 @@ import (
 
 // Per-user keys, <prefix>u:{<user id>}:<suffix>. The braces are a Redis
 // Cluster hash tag: one user's keys share a slot, so a script may touch them
-// all. Both keys expire after the retention unless written again.
+// all. Both keys expire between 7/8 of the retention and the retention
+// after the user's last write (see applyScript).
 //
 //	p  hash  the profile, read whole by Get:
 //	         last           latest event time, unix ms

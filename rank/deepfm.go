@@ -112,6 +112,8 @@ func deepFMParts(p model.Parts, lf *LoggedFeatures) map[string]float64 {
 		PartFMSecond:              float64(p.Second),
 		PartDNN:                   float64(p.DNN),
 		PartLogit:                 float64(p.Logit),
+		"user_engagement_bucket":  float64(lf.Engagement),
+		"user_activity_bucket":    float64(lf.Activity),
 		"duration_bucket":         float64(lf.Duration),
 		"freshness_bucket":        float64(lf.Freshness),
 		"ctr_bucket":              float64(lf.CTR),

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 
+	"reelfeed/event"
 	"reelfeed/feature"
 	"reelfeed/profile"
 	"reelfeed/rank/model"
@@ -21,6 +23,8 @@ const (
 	fieldGender
 	fieldRegion
 	fieldDevice
+	fieldEngagement
+	fieldActivity
 	fieldVideo
 	fieldUploader
 	fieldCategory
@@ -30,9 +34,13 @@ const (
 	fieldCTR
 	fieldCompletion
 	fieldInteraction
-	fieldTagAffinity
-	fieldCategoryAffinity
-	fieldUploaderAffinity
+	fieldTagAffinityShort
+	fieldTagAffinityLong
+	fieldCategoryAffinityShort
+	fieldCategoryAffinityLong
+	fieldUploaderAffinityShort
+	fieldUploaderAffinityLong
+	fieldFollows
 	deepFMFields // number of fields
 )
 
@@ -58,6 +66,12 @@ type LoggedFeatures struct {
 	Gender string `json:"gender,omitempty"`
 	Region string `json:"region,omitempty"`
 	Device string `json:"device,omitempty"`
+	// Engagement is engagementBucket of the user's share of impressions
+	// completed or liked, Activity activityBucket of their impression
+	// count: user-level propensities that generalise where a user id's
+	// embedding has seen too little.
+	Engagement int `json:"engagement"`
+	Activity   int `json:"activity"`
 
 	// Candidate.
 	Video       string   `json:"video"`
@@ -174,6 +188,12 @@ func (e FeatureExtractor) prepare(q *Query, rf *requestFeatures) {
 	rf.p = q.Profile
 	rf.scales = [6]float64{}
 	if p := rf.p; p != nil {
+		imps := p.Counts[event.Impression]
+		rf.lf.Activity = activityBucket(imps)
+		if imps > 0 {
+			pos := p.Counts[event.Complete] + p.Counts[event.Like]
+			rf.lf.Engagement = engagementBucket((float64(pos) + engagementPrior*engagementStrength) / (float64(imps) + engagementStrength))
+		}
 		for i, m := range [6]map[string]float64{
 			p.ShortTerm.Tags, p.LongTerm.Tags,
 			p.ShortTerm.Categories, p.LongTerm.Categories,
@@ -316,6 +336,30 @@ func rateBucket(r float64) int {
 	return min(rateBuckets, 1+int(r*rateBuckets))
 }
 
+// The user engagement rate is smoothed towards a typical rate, so a user
+// with two impressions is not bucketed at 0% or 50%.
+const (
+	engagementPrior    = 0.1
+	engagementStrength = 10
+)
+
+// engagementBucket spreads rates in [0, 1] over 1..20 on a square-root
+// scale: engagement rates are mostly small, where the detail matters.
+func engagementBucket(r float64) int {
+	if !(r > 0) {
+		return 1
+	}
+	return min(20, 1+int(math.Sqrt(r)*20))
+}
+
+// activityBucket is 0 for no impressions, else 1 + ⌊log2 n⌋ (at most 24).
+func activityBucket(impressions int64) int {
+	if impressions <= 0 {
+		return 0
+	}
+	return min(24, 1+bits.Len64(uint64(impressions))-1)
+}
+
 // affinityBucket maps a relative affinity in [-1, 1] to -10..10, keeping 0
 // for "no interest recorded".
 func affinityBucket(r float64) int {
@@ -369,6 +413,8 @@ func (lf *LoggedFeatures) putUserRows(rows [][]uint32) {
 	rows[fieldGender] = one(rows[fieldGender], hashString(fieldGender, lf.Gender))
 	rows[fieldRegion] = one(rows[fieldRegion], hashString(fieldRegion, lf.Region))
 	rows[fieldDevice] = one(rows[fieldDevice], hashString(fieldDevice, lf.Device))
+	rows[fieldEngagement] = one(rows[fieldEngagement], hashInt(fieldEngagement, 0, lf.Engagement))
+	rows[fieldActivity] = one(rows[fieldActivity], hashInt(fieldActivity, 0, lf.Activity))
 }
 
 // putItemRows writes the hashed candidate fields into rows[deepFMUserFields:].
@@ -386,16 +432,17 @@ func (lf *LoggedFeatures) putItemRows(rows [][]uint32) {
 	rows[fieldCTR] = one(rows[fieldCTR], hashInt(fieldCTR, 0, lf.CTR))
 	rows[fieldCompletion] = one(rows[fieldCompletion], hashInt(fieldCompletion, 0, lf.Completion))
 	rows[fieldInteraction] = one(rows[fieldInteraction], hashInt(fieldInteraction, 0, lf.Interaction))
-	rows[fieldTagAffinity] = append(rows[fieldTagAffinity][:0],
-		hashInt(fieldTagAffinity, 's', lf.TagAffinity[0]), hashInt(fieldTagAffinity, 'l', lf.TagAffinity[1]))
-	rows[fieldCategoryAffinity] = append(rows[fieldCategoryAffinity][:0],
-		hashInt(fieldCategoryAffinity, 's', lf.CategoryAffinity[0]), hashInt(fieldCategoryAffinity, 'l', lf.CategoryAffinity[1]))
-	up := append(rows[fieldUploaderAffinity][:0],
-		hashInt(fieldUploaderAffinity, 's', lf.UploaderAffinity[0]), hashInt(fieldUploaderAffinity, 'l', lf.UploaderAffinity[1]))
+	rows[fieldTagAffinityShort] = one(rows[fieldTagAffinityShort], hashInt(fieldTagAffinityShort, 0, lf.TagAffinity[0]))
+	rows[fieldTagAffinityLong] = one(rows[fieldTagAffinityLong], hashInt(fieldTagAffinityLong, 0, lf.TagAffinity[1]))
+	rows[fieldCategoryAffinityShort] = one(rows[fieldCategoryAffinityShort], hashInt(fieldCategoryAffinityShort, 0, lf.CategoryAffinity[0]))
+	rows[fieldCategoryAffinityLong] = one(rows[fieldCategoryAffinityLong], hashInt(fieldCategoryAffinityLong, 0, lf.CategoryAffinity[1]))
+	rows[fieldUploaderAffinityShort] = one(rows[fieldUploaderAffinityShort], hashInt(fieldUploaderAffinityShort, 0, lf.UploaderAffinity[0]))
+	rows[fieldUploaderAffinityLong] = one(rows[fieldUploaderAffinityLong], hashInt(fieldUploaderAffinityLong, 0, lf.UploaderAffinity[1]))
+	follows := 0
 	if lf.Follows {
-		up = append(up, hashInt(fieldUploaderAffinity, 'f', 1))
+		follows = 1
 	}
-	rows[fieldUploaderAffinity] = up
+	rows[fieldFollows] = one(rows[fieldFollows], hashInt(fieldFollows, 0, follows))
 }
 
 // newRows returns model input rows with room for typical field sizes.

@@ -45,7 +45,7 @@ func DefaultWeights() Weights {
 		TagAffinity:      1.0,
 		CategoryAffinity: 0.6,
 		UploaderAffinity: 0.6,
-		Freshness:        0.3,
+		Freshness:        0.1,
 		Quality:          0.5,
 		ShortTermShare:   0.6,
 	}

@@ -54,6 +54,7 @@ type TrainConfig struct {
 	Workers int
 	// Seed fixes the shuffling order.
 	Seed uint64
+	SparseLRScale float32
 }
 
 // DefaultTrainConfig returns the documented defaults.
@@ -515,9 +516,13 @@ func (t *Trainer) Apply() {
 		sg := t.parts[p]
 		dim := m.cfg.Dim
 		for s, r := range sg.touched {
-			t.update(m.firstOff+int(r), sg.gFirst[s:s+1], scale, lr)
+			slr := lr
+			if t.cfg.SparseLRScale > 0 {
+				slr *= t.cfg.SparseLRScale
+			}
+			t.update(m.firstOff+int(r), sg.gFirst[s:s+1], scale, slr)
 			if dim > 0 {
-				t.update(m.embOff+int(r)*dim, sg.gEmb[s*dim:(s+1)*dim], scale, lr)
+				t.update(m.embOff+int(r)*dim, sg.gEmb[s*dim:(s+1)*dim], scale, slr)
 			}
 		}
 	})
