@@ -76,7 +76,7 @@ func simSamples(t *testing.T, users, videos, hist int) []Sample {
 }
 
 func TestTmpTune(t *testing.T) {
-	samples := simSamples(t, 1000, 6000, 200)
+	samples := simSamples(t, 12000, 6000, 12)
 	var pos int
 	for _, s := range samples {
 		if s.Label == 1 {
@@ -93,7 +93,7 @@ func TestTmpTune(t *testing.T) {
 		hid  []int
 		bs   int
 	}
-	for _, r := range []run{{"adam", 0.002, 1e-6, 0.01, 8, []int{64, 32}, 256}, {"adam", 0.002, 1e-3, 0.01, 8, []int{64, 32}, 256}} {
+	for _, r := range []run{{"adam", 0.002, 1e-6, 0.01, 8, []int{64, 32}, 256}, {"adam", 0.002, 1e-6, 0.05, 8, []int{64, 32}, 256}} {
 			cfg := DefaultTrainConfig()
 			cfg.ModelsDir = t.TempDir()
 			cfg.LearningRate = r.lr
@@ -113,7 +113,7 @@ func TestTmpTune(t *testing.T) {
 }
 
 func TestTmpCurve(t *testing.T) {
-	samples := simSamples(t, 1000, 6000, 200)
+	samples := simSamples(t, 12000, 6000, 12)
 	data, _ := buildDataset(samples)
 	n := data.Len()
 	cut := n * 8 / 10
@@ -128,7 +128,7 @@ func TestTmpCurve(t *testing.T) {
 		std  float32
 		sls  float32
 	}
-	for _, r := range []run{{model.DeepFM, 0.002, []int{64, 32}, 256, 0.01, 0.3}, {model.DeepFM, 0.002, []int{64, 32}, 256, 0.01, 0.1}, {model.DeepFM, 0.005, []int{64, 32}, 256, 0.01, 0.05}} {
+	for _, r := range []run{{model.DeepFM, 0.002, []int{64, 32}, 256, 0.01, 1e-9}, {model.DeepFM, 0.002, []int{64, 32}, 256, 0.01, 0.1}, {model.LR, 0.002, nil, 256, 0.01, 1}} {
 		a := DefaultTrainConfig().Arch
 		a.Hidden = r.hid
 		a.InitStd = r.std
@@ -141,6 +141,9 @@ func TestTmpCurve(t *testing.T) {
 		tr, _ := model.NewTrainer(m, tc)
 		line := fmt.Sprintf("%v lr %v hid %v sls %v:", r.kind, r.lr, r.hid, r.sls)
 		for e := 0; e < 5; e++ {
+			if e == 1 {
+				tr.SetSparseLRScale(r.sls)
+			}
 			tl, _ := tr.Fit(context.Background(), fit)
 			v := model.Evaluate(m, valid)
 			line += fmt.Sprintf(" [%.4f v%.4f/%.4f]", tl, v.LogLoss, v.AUC)

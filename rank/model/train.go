@@ -575,3 +575,5 @@ func grow(s []float32, n int) []float32 {
 	}
 	return s[:n]
 }
+
+func (t *Trainer) SetSparseLRScale(s float32) { t.cfg.SparseLRScale = s }
