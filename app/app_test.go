@@ -280,3 +280,85 @@ func TestGracefulShutdownFinishesInFlightRequest(t *testing.T) {
 		t.Fatal("server still accepts connections after shutdown")
 	}
 }
+
+// A restart of the embedded-mode process keeps the catalog, users,
+// profiles, video features and runtime knobs: all are rebuilt from the
+// streams in data_dir.
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	mk := func() *App {
+		return startApp(t, func(c *config.Config) { c.DataDir = dir })
+	}
+	svc := token(t, testSecret, "svc", auth.RoleService, time.Hour)
+	admin := token(t, testSecret, "ops", auth.RoleAdmin, time.Hour)
+
+	a := mk()
+	base := a.URL()
+	must := func(r response, want int) {
+		t.Helper()
+		if r.status != want {
+			t.Fatalf("status %d, want %d: %s", r.status, want, r.raw)
+		}
+	}
+	must(do(t, "POST", base+"/v1/videos", svc, map[string]any{"videos": []map[string]any{
+		{"video_id": "v1", "uploader_id": "up", "category": "pets", "tags": []string{"cats"}, "quality": 0.9},
+		{"video_id": "v2", "uploader_id": "up", "category": "food", "quality": 0.5},
+		{"video_id": "gone", "uploader_id": "up", "category": "food", "quality": 0.5},
+	}}), 200)
+	must(do(t, "DELETE", base+"/v1/videos/gone", svc, nil), 200)
+	must(do(t, "PUT", base+"/v1/users/alice", svc, map[string]any{"age": 30, "region": "eu"}), 200)
+	must(do(t, "POST", base+"/v1/events", svc, map[string]any{"events": []map[string]any{
+		{"event_id": "r1", "user_id": "alice", "video_id": "v1", "type": "complete"},
+		{"event_id": "r2", "user_id": "alice", "video_id": "v1", "type": "like"},
+	}}), 202)
+	must(do(t, "PUT", base+"/v1/admin/blacklist/video/v2", admin, nil), 200)
+	waitCounts := func(base string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r := do(t, "GET", base+"/v1/users/alice/profile", svc, nil)
+			if c, _ := r.body["counts"].(map[string]any); c["complete"] == 1.0 && c["like"] == 1.0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("profile never showed the events: %s", r.raw)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitCounts(base)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	b := mk()
+	base = b.URL()
+	deadline := time.Now().Add(5 * time.Second)
+	for do(t, "GET", base+"/readyz", "", nil).status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("restarted process never became ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitCounts(base)
+	v := do(t, "GET", base+"/v1/videos/v1", svc, nil)
+	must(v, 200)
+	if f := v.body["features"].(map[string]any)["lifetime"].(map[string]any); f["complete"] != 1.0 {
+		t.Fatalf("video features lost across restart: %s", v.raw)
+	}
+	must(do(t, "GET", base+"/v1/videos/gone", svc, nil), 404)
+	u := do(t, "GET", base+"/v1/users/alice", svc, nil)
+	must(u, 200)
+	if u.body["region"] != "eu" {
+		t.Fatalf("declared user lost: %s", u.raw)
+	}
+	feedResp := do(t, "GET", base+"/v1/feed?user_id=bob&count=10", svc, nil)
+	must(feedResp, 200)
+	if strings.Contains(feedResp.raw, `"v2"`) {
+		t.Fatalf("blacklist knob lost across restart: %s", feedResp.raw)
+	}
+	if !strings.Contains(feedResp.raw, `"v1"`) {
+		t.Fatalf("feed after restart lacks the catalog: %s", feedResp.raw)
+	}
+}

@@ -16,15 +16,18 @@ import (
 // Lists are re-sorted lazily on the first read after a write, and compacted
 // when more than a quarter of the slots are garbage.
 type Catalog struct {
-	mu      sync.RWMutex
-	slots   []*Video
-	byID    map[string]int32
-	users   map[string]*User
-	garbage int
+	mu    sync.RWMutex
+	slots []*Video
+	// published (unix ns) and quality by slot: the merge compares these
+	// without touching the videos themselves.
+	published []int64
+	quality   []float64
+	byID      map[string]int32
+	users     map[string]*User
+	garbage   int
 
-	lists      map[listKey]*postingList
-	all   postingList // every slot, by quality
-	fresh []int32     // every slot, newest first
+	lists map[listKey]*postingList
+	all   postingList // every slot
 }
 
 type listKind uint8
@@ -45,7 +48,8 @@ type listKey struct {
 // insert: a binary search and a memmove cost microseconds, where a lazy
 // re-sort of a large list would stall every reader for milliseconds.
 type postingList struct {
-	slots []int32
+	slots []int32 // quality desc, then newest first
+	fresh []int32 // newest first
 }
 
 // New returns an empty catalog.
@@ -64,9 +68,7 @@ func (c *Catalog) Upsert(v *Video) {
 		c.slots[old] = nil
 		c.garbage++
 	}
-	slot := int32(len(c.slots))
-	c.slots = append(c.slots, v)
-	c.byID[v.ID] = slot
+	slot := c.appendSlot(v)
 	c.index(slot, v)
 	c.maybeCompact()
 }
@@ -93,17 +95,16 @@ func (c *Catalog) index(slot int32, v *Video) {
 		add(listRegion, r)
 	}
 	c.insertByQuality(&c.all, slot)
-	i := sort.Search(len(c.fresh), func(i int) bool {
-		o := c.slots[c.fresh[i]]
-		return o == nil || !o.PublishedAt.After(v.PublishedAt)
-	})
-	c.fresh = slices.Insert(c.fresh, i, slot)
 }
 
 func (c *Catalog) insertByQuality(l *postingList, slot int32) {
 	i := sort.Search(len(l.slots), func(i int) bool { return !c.lessQuality(l.slots[i], slot) })
 	l.slots = slices.Insert(l.slots, i, slot)
+	j := sort.Search(len(l.fresh), func(i int) bool { return !c.lessFresh(l.fresh[i], slot) })
+	l.fresh = slices.Insert(l.fresh, j, slot)
 }
+
+func (c *Catalog) lessFresh(a, b int32) bool { return c.published[a] > c.published[b] }
 
 // Delete removes a video; it reports whether it existed.
 func (c *Catalog) Delete(id string) bool {
@@ -131,17 +132,24 @@ func (c *Catalog) maybeCompact() {
 		}
 	}
 	c.slots = c.slots[:0]
+	c.published = c.published[:0]
+	c.quality = c.quality[:0]
 	c.byID = make(map[string]int32, len(live))
 	c.lists = map[listKey]*postingList{}
 	c.all = postingList{}
-	c.fresh = nil
 	c.garbage = 0
 	for _, v := range live {
-		slot := int32(len(c.slots))
-		c.slots = append(c.slots, v)
-		c.byID[v.ID] = slot
-		c.index(slot, v)
+		c.index(c.appendSlot(v), v)
 	}
+}
+
+func (c *Catalog) appendSlot(v *Video) int32 {
+	slot := int32(len(c.slots))
+	c.slots = append(c.slots, v)
+	c.published = append(c.published, v.PublishedAt.UnixNano())
+	c.quality = append(c.quality, v.Quality)
+	c.byID[v.ID] = slot
+	return slot
 }
 
 // Get returns a video by id.
@@ -196,15 +204,13 @@ func (c *Catalog) Each(fn func(*Video) bool) {
 	}
 }
 
+// lessQuality orders slots by quality desc, then newest first. Empty
+// slots never reach it: lists are merged past them.
 func (c *Catalog) lessQuality(a, b int32) bool {
-	va, vb := c.slots[a], c.slots[b]
-	if va == nil || vb == nil {
-		return va != nil
+	if qa, qb := c.quality[a], c.quality[b]; qa != qb {
+		return qa > qb
 	}
-	if va.Quality != vb.Quality {
-		return va.Quality > vb.Quality
-	}
-	return va.PublishedAt.After(vb.PublishedAt)
+	return c.published[a] > c.published[b]
 }
 
 func queryKeys(q *Query) []listKey {
@@ -254,100 +260,113 @@ func (c *Catalog) SearchVideos(q Query) []*Video {
 		return true
 	}
 
-	if q.Sort == SortByFresh {
-		return c.searchFresh(&q, keys, match)
+	fresh := q.Sort == SortByFresh
+	less := c.lessQuality
+	if fresh {
+		less = c.lessFresh
 	}
-
+	order := func(l *postingList) []int32 {
+		if fresh {
+			return l.fresh
+		}
+		return l.slots
+	}
 	var lists [][]int32
 	if len(keys) == 0 {
-		lists = [][]int32{c.all.slots}
+		lists = [][]int32{order(&c.all)}
 	} else {
 		for _, k := range keys {
 			if l := c.lists[k]; l != nil {
-				lists = append(lists, l.slots)
+				lists = append(lists, order(l))
 			}
 		}
 	}
-	// k-way merge of quality-sorted lists, deduplicated.
-	out := make([]*Video, 0, q.Limit)
-	pos := make([]int, len(lists))
+	// k-way merge of lists sorted the same way (a heap of list heads),
+	// deduplicated.
+	out := make([]*Video, 0, min(q.Limit, 1024))
 	var seen map[int32]struct{}
 	if len(lists) > 1 {
-		seen = make(map[int32]struct{}, q.Limit)
+		seen = make(map[int32]struct{}, min(q.Limit, 1024))
 	}
-	for len(out) < q.Limit {
-		best := -1
-		for i, l := range lists {
-			for pos[i] < len(l) && c.slots[l[pos[i]]] == nil {
-				pos[i]++
-			}
-			if pos[i] >= len(l) {
-				continue
-			}
-			if best < 0 || c.lessQuality(l[pos[i]], lists[best][pos[best]]) {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		slot := lists[best][pos[best]]
-		pos[best]++
+	h := mergeHeap{less: less, slots: c.slots}
+	for _, l := range lists {
+		h.push(l)
+	}
+	for len(out) < q.Limit && len(h.heads) > 0 {
+		slot := h.pop()
 		if seen != nil {
 			if _, dup := seen[slot]; dup {
 				continue
 			}
 			seen[slot] = struct{}{}
 		}
-		if v := c.slots[slot]; match(v) {
+		v := c.slots[slot]
+		if fresh && !q.PublishedAfter.IsZero() && v.PublishedAt.Before(q.PublishedAfter) {
+			break // newest first: nothing older can match
+		}
+		if match(v) {
 			out = append(out, v)
 		}
 	}
 	return out
 }
 
-func (c *Catalog) searchFresh(q *Query, keys []listKey, match func(*Video) bool) []*Video {
-	if len(keys) == 0 {
-		out := make([]*Video, 0, q.Limit)
-		for _, slot := range c.fresh {
-			v := c.slots[slot]
-			if v == nil {
-				continue
-			}
-			if !q.PublishedAfter.IsZero() && v.PublishedAt.Before(q.PublishedAfter) {
-				break // newest first: nothing older can match
-			}
-			if match(v) {
-				out = append(out, v)
-				if len(out) == q.Limit {
-					break
-				}
-			}
-		}
-		return out
+// mergeHeap is a binary min-heap of posting-list cursors, ordered by their
+// current slot; empty slots (deleted videos) are skipped.
+type mergeHeap struct {
+	heads [][]int32
+	less  func(a, b int32) bool
+	slots []*Video
+}
+
+func (h *mergeHeap) skipEmpty(l []int32) []int32 {
+	for len(l) > 0 && h.slots[l[0]] == nil {
+		l = l[1:]
 	}
-	seen := map[int32]struct{}{}
-	var out []*Video
-	for _, k := range keys {
-		l := c.lists[k]
-		if l == nil {
-			continue
-		}
-		for _, slot := range l.slots {
-			if _, dup := seen[slot]; dup {
-				continue
-			}
-			seen[slot] = struct{}{}
-			if v := c.slots[slot]; match(v) {
-				out = append(out, v)
-			}
-		}
+	return l
+}
+
+func (h *mergeHeap) push(l []int32) {
+	if l = h.skipEmpty(l); len(l) == 0 {
+		return
 	}
-	slices.SortFunc(out, func(a, b *Video) int { return b.PublishedAt.Compare(a.PublishedAt) })
-	if len(out) > q.Limit {
-		out = out[:q.Limit]
+	h.heads = append(h.heads, l)
+	for i := len(h.heads) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(h.heads[i][0], h.heads[parent][0]) {
+			break
+		}
+		h.heads[i], h.heads[parent] = h.heads[parent], h.heads[i]
+		i = parent
 	}
-	return out
+}
+
+// pop returns the best slot and advances its list.
+func (h *mergeHeap) pop() int32 {
+	top := h.heads[0]
+	slot := top[0]
+	if rest := h.skipEmpty(top[1:]); len(rest) > 0 {
+		h.heads[0] = rest
+	} else {
+		last := len(h.heads) - 1
+		h.heads[0] = h.heads[last]
+		h.heads = h.heads[:last]
+	}
+	for i, n := 0, len(h.heads); ; {
+		l, r, best := 2*i+1, 2*i+2, i
+		if l < n && h.less(h.heads[l][0], h.heads[best][0]) {
+			best = l
+		}
+		if r < n && h.less(h.heads[r][0], h.heads[best][0]) {
+			best = r
+		}
+		if best == i {
+			break
+		}
+		h.heads[i], h.heads[best] = h.heads[best], h.heads[i]
+		i = best
+	}
+	return slot
 }
 
 // Snapshot of stats for /metrics and debug.
