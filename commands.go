@@ -9,5 +9,6 @@ func addCommands(root *cobra.Command, g *globalFlags) {
 		newSimulateCmd(g),
 		newBenchCmd(g),
 		newDemoCmd(g),
+		newTrainCmd(g),
 	)
 }

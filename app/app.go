@@ -54,7 +54,9 @@ type App struct {
 	watcher     *ingest.CatalogWatcher
 	impressions *ingest.ImpressionSink
 
-	serving servingParts
+	serving       servingParts
+	ranking       rankingParts
+	joinConsumers []*ingest.Consumer
 	// extraJobs are admin-runnable jobs outside recall (train).
 	extraJobs map[string]api.Job
 	// logFeatures renders the ranking features logged with impressions.
@@ -335,6 +337,7 @@ func (a *App) Start() error {
 	bg, cancel := context.WithCancel(context.Background())
 	a.bgCancel = cancel
 	a.startJobs(bg)
+	a.startRanking(bg)
 	go func() {
 		if err := a.httpSrv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server stopped", zap.Error(err))
@@ -389,10 +392,10 @@ func (a *App) closeAll() {
 		a.impressions.Close()
 		a.impressions = nil
 	}
-	for _, c := range a.consumers {
+	for _, c := range append(a.consumers, a.joinConsumers...) {
 		c.Stop()
 	}
-	a.consumers = nil
+	a.consumers, a.joinConsumers = nil, nil
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
 	}

@@ -12,7 +12,6 @@ import (
 	"reelfeed/api"
 	"reelfeed/catalog"
 	"reelfeed/feed"
-	"reelfeed/rank"
 	"reelfeed/recall"
 )
 
@@ -250,13 +249,4 @@ func (f feedAdapter) Feed(ctx context.Context, r api.FeedRequest) (any, error) {
 		return nil, &api.StatusError{Status: 503, Code: "unavailable", Message: "profile store unavailable: the feed cannot honour what this user already played; retry"}
 	}
 	return resp, nil
-}
-
-// buildScorer returns the formula scorer; the DeepFM scorer wraps it.
-func (a *App) buildScorer(knobs *feed.Knobs) (rank.Scorer, error) {
-	formula, err := rank.NewFormula(a.cfg.Rank.Formula, knobs)
-	if err != nil {
-		return nil, fmt.Errorf("rank.formula: %w", err)
-	}
-	return formula, nil
 }

@@ -58,6 +58,7 @@ func Load(path string) (*Config, error) {
 			mapstructure.StringToTimeDurationHookFunc(),
 			stringToSliceHook,
 			weightsHook,
+			eventTypeHook,
 		)
 		dc.WeaklyTypedInput = true
 		dc.MatchName = func(mapKey, fieldName string) bool {
@@ -140,6 +141,18 @@ var (
 	timeType     = reflect.TypeOf(time.Time{})
 	weightsType  = reflect.TypeOf([event.NumTypes]float64{})
 )
+
+// eventTypeHook decodes event types by name ("complete").
+func eventTypeHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(event.Type(0)) || from.Kind() != reflect.String {
+		return data, nil
+	}
+	t, ok := event.ParseType(data.(string))
+	if !ok {
+		return nil, fmt.Errorf("unknown event type %q", data)
+	}
+	return t, nil
+}
 
 // weightsHook lets per-event-type arrays be written as maps by type name:
 // weights: {complete: 4, like: 3}.
@@ -359,6 +372,17 @@ func (c *Config) Validate() error {
 		if err := check(); err != nil {
 			bad(name, "%v", err)
 		}
+	}
+	switch c.Rank.Scorer {
+	case "deepfm", "formula":
+	default:
+		bad("rank.scorer", `must be "deepfm" or "formula", got %q`, c.Rank.Scorer)
+	}
+	if err := c.Rank.Join.Validate(); err != nil {
+		bad("rank.join", "%v", err)
+	}
+	if c.Rank.FlushInterval <= 0 || c.Rank.ReloadInterval <= 0 {
+		bad("rank", "flush_interval and reload_interval must be positive")
 	}
 	if c.Recall.ListCacheTTL < 0 {
 		bad("recall.list_cache_ttl", "must be >= 0")

@@ -44,9 +44,29 @@ type Recall struct {
 	Fresh        recall.FreshConfig    `mapstructure:"fresh"`
 }
 
-// Rank configures scoring.
+// Rank configures scoring, training samples, training and the live model.
 type Rank struct {
-	Formula rank.FormulaConfig `mapstructure:"formula"`
+	// Scorer is "deepfm" (the live model; the formula serves until a model
+	// exists or when it is unusable) or "formula".
+	Scorer string `mapstructure:"scorer"`
+	// SamplesDir holds the labelled training samples ("": <data_dir>/samples).
+	SamplesDir string `mapstructure:"samples_dir"`
+	// CollectSamples joins impressions with later events into samples. In a
+	// scale-out deployment enable it on one replica (every replica that
+	// collects sees all live traffic).
+	CollectSamples bool          `mapstructure:"collect_samples"`
+	FlushInterval  time.Duration `mapstructure:"flush_interval"`
+	// ReloadInterval: how often the live scorer checks the models dir for
+	// a newer model (every replica sharing the dir hot-reloads).
+	ReloadInterval time.Duration `mapstructure:"reload_interval"`
+	// TrainInterval runs the train job on a timer (0: only on demand);
+	// TrainWindow is how far back its samples go.
+	TrainInterval time.Duration      `mapstructure:"train_interval"`
+	TrainWindow   time.Duration      `mapstructure:"train_window"`
+	Formula       rank.FormulaConfig `mapstructure:"formula"`
+	Train         rank.TrainConfig   `mapstructure:"train"`
+	Join          rank.JoinConfig    `mapstructure:"join"`
+	Online        rank.OnlineConfig  `mapstructure:"online"`
 }
 
 type HTTP struct {
@@ -196,7 +216,18 @@ func Default() Config {
 			Start:        recall.DefaultStartConfig(),
 			Fresh:        recall.DefaultFreshConfig(),
 		},
-		Rank: Rank{Formula: rank.DefaultFormulaConfig()},
+		Rank: Rank{
+			Scorer:         "deepfm",
+			CollectSamples: true,
+			FlushInterval:  10 * time.Second,
+			ReloadInterval: 30 * time.Second,
+			TrainInterval:  24 * time.Hour,
+			TrainWindow:    30 * 24 * time.Hour,
+			Formula:        rank.DefaultFormulaConfig(),
+			Train:          defaultTrain(),
+			Join:           rank.DefaultJoinConfig(),
+			Online:         rank.DefaultOnlineConfig(),
+		},
 		Ingest: Ingest{
 			MaxBatch:         1000,
 			MaxFutureSkew:    5 * time.Minute,
@@ -230,4 +261,10 @@ func Default() Config {
 			Smoothing: Smoothing{PriorCTR: 0.2, PriorCompletion: 0.1, PriorInteraction: 0.02, Strength: 20},
 		},
 	}
+}
+
+func defaultTrain() rank.TrainConfig {
+	t := rank.DefaultTrainConfig()
+	t.ModelsDir = "" // <data_dir>/models
+	return t
 }

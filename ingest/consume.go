@@ -28,6 +28,9 @@ type ConsumerConfig struct {
 	Shared  bool
 	Batch   int
 	AckWait time.Duration
+	// OnlyNew starts a (non-shared) consumer at the streams' ends: it sees
+	// live traffic only, not history (the training-sample join).
+	OnlyNew bool
 	// Linger is how long a consumer waits for a batch to fill once its
 	// first event arrived: a few milliseconds of latency buy batches large
 	// enough that per-batch costs vanish under load.
@@ -95,7 +98,11 @@ func (b *Bus) startConsumer(ctx context.Context, stream string, cfg ConsumerConf
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 		})
 	} else {
-		cons, err = b.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+		policy := jetstream.DeliverAllPolicy
+		if cfg.OnlyNew {
+			policy = jetstream.DeliverNewPolicy
+		}
+		cons, err = b.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: policy})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer on %s: %w", stream, err)
@@ -110,7 +117,7 @@ func (b *Bus) startConsumer(ctx context.Context, stream string, cfg ConsumerConf
 			c.caughtUp.Store(true)
 		}
 	}
-	if ci, err := cons.Info(ctx); err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 {
+	if ci, err := cons.Info(ctx); cfg.OnlyNew || (err == nil && ci.NumPending == 0 && ci.NumAckPending == 0) {
 		c.caughtUp.Store(true)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) { c.msgs <- msg },

@@ -61,9 +61,6 @@ func NewDeepFMScorer(m *model.Model, s feature.Smoothing) (*DeepFMScorer, error)
 // Name implements Scorer.
 func (s *DeepFMScorer) Name() string { return DeepFMName }
 
-// Model returns the wrapped model. Callers must not modify it.
-func (s *DeepFMScorer) Model() *model.Model { return s.model }
-
 // Log returns the features of one served item as JSON for its impression.
 func (s *DeepFMScorer) Log(q *Query, it *Item) json.RawMessage { return s.features.Log(q, it) }
 

@@ -11,7 +11,6 @@ import (
 	"reelfeed/event"
 	"reelfeed/feature"
 	"reelfeed/profile"
-	"reelfeed/rank/model"
 )
 
 // The DeepFM input fields, in model order. User and context fields come
@@ -66,7 +65,7 @@ type LoggedFeatures struct {
 	Gender string `json:"gender,omitempty"`
 	Region string `json:"region,omitempty"`
 	Device string `json:"device,omitempty"`
-	// Engagement is engagementBucket of the user's share of impressions
+	// Engagement is rateBucket of the user's share of impressions
 	// completed or liked, Activity activityBucket of their impression
 	// count: user-level propensities that generalise where a user id's
 	// embedding has seen too little.
@@ -192,7 +191,7 @@ func (e FeatureExtractor) prepare(q *Query, rf *requestFeatures) {
 		rf.lf.Activity = activityBucket(imps)
 		if imps > 0 {
 			pos := p.Counts[event.Complete] + p.Counts[event.Like]
-			rf.lf.Engagement = engagementBucket((float64(pos) + engagementPrior*engagementStrength) / (float64(imps) + engagementStrength))
+			rf.lf.Engagement = rateBucket((float64(pos) + engagementPrior*engagementStrength) / (float64(imps) + engagementStrength))
 		}
 		for i, m := range [6]map[string]float64{
 			p.ShortTerm.Tags, p.LongTerm.Tags,
@@ -326,14 +325,16 @@ func freshnessBucket(age time.Duration) int {
 	return len(freshnessBounds) + 1
 }
 
-// rateBuckets splits [0, 1] into equal-width buckets 1..rateBuckets.
+// rateBuckets splits rates in [0, 1] into buckets 1..rateBuckets on a
+// square-root scale: engagement rates are mostly small, where the detail
+// matters (0.01 and 0.04 land in buckets 3 and 5; 0.5 and 0.6 in 15 and 16).
 const rateBuckets = 20
 
 func rateBucket(r float64) int {
 	if !(r > 0) {
 		return 1
 	}
-	return min(rateBuckets, 1+int(r*rateBuckets))
+	return min(rateBuckets, 1+int(math.Sqrt(r)*rateBuckets))
 }
 
 // The user engagement rate is smoothed towards a typical rate, so a user
@@ -342,15 +343,6 @@ const (
 	engagementPrior    = 0.1
 	engagementStrength = 10
 )
-
-// engagementBucket spreads rates in [0, 1] over 1..20 on a square-root
-// scale: engagement rates are mostly small, where the detail matters.
-func engagementBucket(r float64) int {
-	if !(r > 0) {
-		return 1
-	}
-	return min(20, 1+int(math.Sqrt(r)*20))
-}
 
 // activityBucket is 0 for no impressions, else 1 + ⌊log2 n⌋ (at most 24).
 func activityBucket(impressions int64) int {
@@ -462,9 +454,4 @@ func (lf *LoggedFeatures) Rows() [][]uint32 {
 	lf.putUserRows(rows)
 	lf.putItemRows(rows)
 	return rows
-}
-
-// Example is Rows with a label, for training.
-func (lf *LoggedFeatures) Example(label float32, ts time.Time) model.Example {
-	return model.Example{Fields: lf.Rows(), Label: label, TS: ts.UnixNano()}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"reelfeed/catalog"
+	"reelfeed/event"
 	"reelfeed/feature"
 	"reelfeed/rank/model"
 )
@@ -46,8 +47,13 @@ func TestBuckets(t *testing.T) {
 		{"fresh 2d", freshnessBucket(48 * time.Hour), 4},
 		{"fresh 1y", freshnessBucket(365 * 24 * time.Hour), 8},
 		{"rate 0", rateBucket(0), 1},
-		{"rate 0.30", rateBucket(0.30), 7},
+		{"rate 0.01", rateBucket(0.01), 3},
+		{"rate 0.04", rateBucket(0.04), 5},
+		{"rate 0.30", rateBucket(0.30), 11},
 		{"rate 1", rateBucket(1), rateBuckets},
+		{"activity none", activityBucket(0), 0},
+		{"activity 1", activityBucket(1), 1},
+		{"activity 200", activityBucket(200), 8},
 		{"affinity none", affinityBucket(0), 0},
 		{"affinity tiny positive", affinityBucket(0.001), 1},
 		{"affinity top", affinityBucket(1), 10},
@@ -100,13 +106,20 @@ func TestExtractFeatures(t *testing.T) {
 		User: &catalog.User{ID: "u1", Age: 30, Gender: "f", Region: "us", Device: "ios", Follows: []string{"up9"}}}
 	it := Item{Video: &catalog.Video{ID: "v1", UploaderID: "up9", Category: "pets", Tags: []string{"cat"},
 		DurationMs: 20_000, PublishedAt: now.Add(-2 * time.Hour)}}
-	lf := NewFeatureExtractor(feature.DefaultSmoothing()).Extract(q, &it)
+	p.Counts[event.Impression] = 40
+	p.Counts[event.Complete] = 9
+	p.Counts[event.Like] = 1
+	sm := feature.Smoothing{PriorCTR: 0.3, PriorCompletion: 0.3, PriorInteraction: 0.05, Strength: 20}
+	lf := NewFeatureExtractor(sm).Extract(q, &it)
 	want := LoggedFeatures{
 		Version: FeaturesVersion, User: "u1", Age: 3, Gender: "f",
-		Region: "eu", // the request's region wins over the declared one
-		Device: "ios", Video: "v1", Uploader: "up9", Category: "pets", Tags: []string{"cat"},
+		Region:     "eu", // the request's region wins over the declared one
+		Device:     "ios",
+		Engagement: 10, // (10 + 0.1·10) / (40 + 10) = 0.22
+		Activity:   6,  // 40 impressions: 1 + ⌊log2 40⌋
+		Video:      "v1", Uploader: "up9", Category: "pets", Tags: []string{"cat"},
 		Duration: 4, Freshness: 2,
-		CTR: 7, Completion: 7, Interaction: 2, // the priors 0.3, 0.3, 0.05 with no traffic
+		CTR: 11, Completion: 11, Interaction: 5, // the priors 0.3, 0.3, 0.05 with no traffic
 		TagAffinity:      [2]int{10, 0}, // cat is the strongest short-term tag
 		CategoryAffinity: [2]int{0, 10},
 		UploaderAffinity: [2]int{0, 10},
@@ -119,7 +132,7 @@ func TestExtractFeatures(t *testing.T) {
 	}
 	// A disliked category shows up negative.
 	it.Video.Category = "news"
-	if lf := NewFeatureExtractor(feature.DefaultSmoothing()).Extract(q, &it); lf.CategoryAffinity[1] != -3 {
+	if lf := NewFeatureExtractor(sm).Extract(q, &it); lf.CategoryAffinity[1] != -3 {
 		t.Errorf("disliked category affinity = %v, want long-term -3", lf.CategoryAffinity)
 	}
 }

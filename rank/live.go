@@ -47,6 +47,7 @@ type OnlineConfig struct {
 	// RollbackThreshold: when the window's logloss exceeds the saved
 	// model's holdout logloss by more than this fraction, the live model
 	// is rolled back to the saved file (rank.online.rollback_threshold).
+	// Models without a recorded holdout logloss are never rolled back.
 	RollbackThreshold float64
 }
 

@@ -193,7 +193,6 @@ func Train(ctx context.Context, samples []Sample, cfg TrainConfig) (Report, erro
 		if kind == model.DeepFM {
 			deepEpochs = res.Epochs
 		}
-		fmt.Printf("TMPDEBUG %s %+v\n", kind, res)
 		return m, model.Evaluate(m, holdout), nil
 	}
 	deep, deepMetrics, err := fitEval(model.DeepFM)

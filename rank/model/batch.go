@@ -100,9 +100,6 @@ func (m *Model) NewBatch(shared int) *Batch {
 	return b
 }
 
-// Model returns the model the batch scores with.
-func (b *Batch) Model() *Model { return b.m }
-
 // SetShared precomputes the shared fields; it reads fields[0:shared] only,
 // so fields may be the same slice later passed to Score.
 func (b *Batch) SetShared(fields [][]uint32) {
@@ -179,6 +176,20 @@ func (b *Batch) embedFields(fields [][]uint32, from, to int, x []float32) (first
 // Score computes the prediction for one example; it reads fields[shared:]
 // (fields must have the model's field count) and allocates nothing.
 func (b *Batch) Score(fields [][]uint32) Parts {
+	p := b.fm(fields)
+	switch {
+	case b.proj != nil:
+		p.DNN = b.dnnCached(fields)
+	case len(b.m.layers) > 0:
+		p.DNN = b.dnn()
+	}
+	p.Logit = p.Bias + p.First + p.Second + p.DNN
+	return p
+}
+
+// fm computes the bias, first- and second-order parts (leaving the field
+// embeddings in b.x and their sum in b.sum for the DNN and backprop).
+func (b *Batch) fm(fields [][]uint32) Parts {
 	m := b.m
 	p := Parts{Bias: m.params[0]}
 	first, sq := b.embedFields(fields, b.shared, m.cfg.Fields, b.x)
@@ -192,13 +203,6 @@ func (b *Batch) Score(fields [][]uint32) Parts {
 		sq += b.sharedSq
 		p.Second = 0.5 * (dot(b.sum, b.sum) - sq)
 	}
-	switch {
-	case b.proj != nil:
-		p.DNN = b.dnnCached(fields)
-	case len(m.layers) > 0:
-		p.DNN = b.dnn()
-	}
-	p.Logit = p.Bias + p.First + p.Second + p.DNN
 	return p
 }
 
@@ -273,15 +277,22 @@ func (b *Batch) projection(f int, id uint32) []float32 {
 		}
 		i = (i + 1) & mask
 	}
+	m.project(f, r, dst)
+	return dst
+}
+
+// project sets dst to bucket r's embedding multiplied into the first DNN
+// layer through field f's block of inputs: W1[:, f block]·e_r.
+func (m *Model) project(f int, r uint32, dst []float32) {
 	d := m.cfg.Dim
+	out := len(dst)
 	emb := m.params[m.embOff+int(r)*d : m.embOff+int(r+1)*d]
-	base := f * d * l.out
-	wt := m.w0t[base : base+d*l.out]
+	base := f * d * out
+	wt := m.w0t[base : base+d*out]
 	for k := range dst {
 		dst[k] = emb[0] * wt[k]
 	}
 	for k := 1; k < d; k++ {
-		axpy(dst, emb[k], wt[k*l.out:(k+1)*l.out])
+		axpy(dst, emb[k], wt[k*out:(k+1)*out])
 	}
-	return dst
 }

@@ -7,27 +7,24 @@ import (
 	"testing"
 )
 
-// The benchmark shapes mirror the serving layout: 5 user/context fields
-// shared per request, then 11 candidate fields, one of them multi-hot
-// (tags) and three with two ids (affinity buckets).
+// The benchmark shapes mirror rank's DeepFM layout: 7 user/context
+// fields shared per request, then 16 candidate fields, one of them
+// multi-hot (tags).
 const (
-	benchUserFields = 5
-	benchFields     = 16
+	benchUserFields = 7
+	benchFields     = 23
 )
 
 func benchExample(rng *rand.Rand) [][]uint32 {
 	fields := make([][]uint32, benchFields)
-	// Cardinalities: user, age, gender, region, device | video, uploader,
-	// category, tags, duration, freshness, ctr, completion, and three
-	// affinity buckets.
-	card := []int{50000, 8, 3, 20, 4, 200000, 20000, 30, 2000, 12, 12, 20, 20, 16, 16, 16}
+	// Cardinalities: user, age, gender, region, device, engagement,
+	// activity | video, uploader, category, tags, duration, freshness, ctr,
+	// completion, interaction, six affinity buckets, follows.
+	card := []int{50000, 8, 3, 20, 4, 20, 24, 200000, 20000, 30, 2000, 10, 9, 20, 20, 20, 21, 21, 21, 21, 21, 21, 2}
 	for f := range fields {
 		n := 1
-		switch f {
-		case 8: // tags
+		if f == 10 { // tags
 			n = 1 + rng.IntN(5)
-		case 13, 14, 15: // affinities: short and long term
-			n = 2
 		}
 		for range n {
 			fields[f] = append(fields[f], uint32(f)<<24^uint32(rng.IntN(card[f]))*2654435761)

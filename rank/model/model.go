@@ -36,16 +36,6 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// ParseKind parses "lr", "fm" or "deepfm".
-func ParseKind(s string) (Kind, error) {
-	for _, k := range []Kind{LR, FM, DeepFM} {
-		if k.String() == s {
-			return k, nil
-		}
-	}
-	return 0, fmt.Errorf("model: unknown kind %q (want lr, fm or deepfm)", s)
-}
-
 // Limits that keep a corrupt file or a bad config from asking for absurd
 // amounts of memory.
 const (
@@ -264,15 +254,6 @@ func (m *Model) SetMeta(meta []byte) error {
 	}
 	m.meta = append([]byte(nil), meta...)
 	return nil
-}
-
-// Clone returns a deep copy, for callers that want copy-on-write updates.
-func (m *Model) Clone() *Model {
-	c := alloc(m.cfg)
-	copy(c.params, m.params)
-	copy(c.w0t, m.w0t)
-	c.meta = append([]byte(nil), m.meta...)
-	return c
 }
 
 // ErrFieldCount is returned when an example has the wrong number of fields.

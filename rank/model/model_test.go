@@ -524,8 +524,8 @@ func TestFitBestStopsWhenValidationStopsImproving(t *testing.T) {
 	if res.Ran >= 30 || res.Epochs != res.Ran-1 {
 		t.Errorf("ran %d epochs and kept %d; a high learning rate on 2400 examples overfits within 30", res.Ran, res.Epochs)
 	}
-	if got := Evaluate(m, valid); got.LogLoss != res.ValidLoss {
-		t.Errorf("model left with validation logloss %v, want the best epoch's %v", got.LogLoss, res.ValidLoss)
+	if got := Evaluate(m, valid); got.LogLoss != res.Validation.LogLoss {
+		t.Errorf("model left with validation logloss %v, want the best epoch's %v", got.LogLoss, res.Validation.LogLoss)
 	}
 	// Batch scoring uses the restored parameters too.
 	b := m.NewBatch(2)

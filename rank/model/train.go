@@ -54,7 +54,6 @@ type TrainConfig struct {
 	Workers int
 	// Seed fixes the shuffling order.
 	Seed uint64
-	SparseLRScale float32
 }
 
 // DefaultTrainConfig returns the documented defaults.
@@ -138,16 +137,6 @@ type sparseGrad struct {
 	rows    [][]uint32
 }
 
-// shard computes the gradients of a contiguous part of a batch.
-type shard struct {
-	fw     *Batch
-	gDense []float32
-	dx     []float32   // gradient w.r.t. the DNN input
-	deltas [][]float32 // gradient w.r.t. each hidden layer's output
-	rows   [][]uint32
-	loss   float64
-}
-
 // NewTrainer returns a trainer for m.
 func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
@@ -168,21 +157,10 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 	}
 	for range cfg.Workers {
 		t.parts = append(t.parts, &sparseGrad{})
-		s := &shard{
-			fw:     m.NewBatch(0),
-			gDense: make([]float32, m.denseLen),
-			dx:     make([]float32, m.cfg.Fields*m.cfg.Dim),
-		}
-		for _, l := range m.layers[:max(0, len(m.layers)-1)] {
-			s.deltas = append(s.deltas, make([]float32, l.out))
-		}
-		t.shards = append(t.shards, s)
+		t.shards = append(t.shards, newShard(m))
 	}
 	return t, nil
 }
-
-// Model returns the model being trained.
-func (t *Trainer) Model() *Model { return t.m }
 
 // Fit trains for cfg.Epochs passes over d in shuffled mini-batches and
 // returns the mean training logloss of the last epoch. A fresh model's
@@ -205,7 +183,6 @@ func (t *Trainer) Fit(ctx context.Context, d *Dataset) (float64, error) {
 type FitResult struct {
 	Epochs     int     // epochs whose parameters were kept
 	Ran        int     // epochs run
-	ValidLoss  float64 // validation logloss of the kept parameters
 	TrainLoss  float64 // mean training logloss of the kept epoch
 	Validation Metrics // validation metrics of the kept parameters
 }
@@ -232,11 +209,11 @@ func (t *Trainer) FitBest(ctx context.Context, train, valid *Dataset) (FitResult
 		}
 		res.Ran = e
 		met := Evaluate(t.m, valid)
-		if res.Epochs > 0 && !(met.LogLoss < res.ValidLoss) {
+		if res.Epochs > 0 && !(met.LogLoss < res.Validation.LogLoss) {
 			break
 		}
 		copy(best, t.m.params)
-		res.Epochs, res.ValidLoss, res.TrainLoss, res.Validation = e, met.LogLoss, loss, met
+		res.Epochs, res.TrainLoss, res.Validation = e, loss, met
 	}
 	if res.Ran != res.Epochs {
 		copy(t.m.params, best)
@@ -314,16 +291,19 @@ func (t *Trainer) accumulate(d *Dataset, idx []int) float64 {
 	for si, s := range t.shards {
 		lo, hi := min(si*per, n), min((si+1)*per, n)
 		s.loss = 0
+		s.begin() // an empty shard contributes no pairs
 		if lo == hi {
 			continue
 		}
 		run := func() {
+			s.begin()
 			for k := lo; k < hi; k++ {
 				s.rows = d.fieldsOf(idx[k], s.rows)
-				dl, loss := s.backprop(m, s.rows, d.Label(idx[k]), t.dEmb[k*fd:(k+1)*fd])
+				dl, loss := s.backprop(s.rows, d.Label(idx[k]), t.dEmb[k*fd:(k+1)*fd])
 				t.dlogit[k] = dl
 				s.loss += loss
 			}
+			s.finish()
 		}
 		if len(t.shards) == 1 {
 			run()
@@ -342,87 +322,9 @@ func (t *Trainer) accumulate(d *Dataset, idx []int) float64 {
 	return loss
 }
 
-// backprop runs one example forward and backward, adding the dense
-// gradients to s.gDense and writing the gradient w.r.t. each field
-// embedding to dEmb. It returns dLoss/dLogit and the example's logloss.
-func (s *shard) backprop(m *Model, fields [][]uint32, label float32, dEmb []float32) (float32, float64) {
-	p := s.fw.Score(fields)
-	dl := sigmoid(p.Logit) - label
-	loss := logLossFromLogit(p.Logit, label)
-	s.gDense[0] += dl
-	if m.cfg.Kind == LR {
-		return dl, loss
-	}
-	x := s.fw.x
-	if len(m.layers) > 0 {
-		zero(s.dx)
-		s.backDNN(m, dl)
-		copy(dEmb, s.dx)
-	} else {
-		zero(dEmb)
-	}
-	// FM: d/d e_f of ½(|Σe|² − Σ|e|²) is Σe − e_f.
-	d := m.cfg.Dim
-	sum := s.fw.sum
-	for f := range m.cfg.Fields {
-		if s.fw.inv[f] == 0 {
-			continue
-		}
-		g := dEmb[f*d : (f+1)*d]
-		xf := x[f*d : (f+1)*d]
-		for k := range g {
-			g[k] += dl * (sum[k] - xf[k])
-		}
-	}
-	return dl, loss
-}
-
-// backDNN backpropagates dl through the DNN, accumulating weight gradients
-// in s.gDense and the input gradient in s.dx. ReLU units that were off
-// pass no gradient, so their rows are skipped entirely.
-func (s *shard) backDNN(m *Model, dl float32) {
-	layers := m.layers
-	last := len(layers) - 1
-	var delta []float32
-	for i := last; i >= 0; i-- {
-		l := layers[i]
-		var in, dIn []float32
-		if i == 0 {
-			in, dIn = s.fw.x, s.dx
-		} else {
-			in, dIn = s.fw.acts[i-1], s.deltas[i-1]
-			zero(dIn)
-		}
-		gW := s.gDense[l.wOff : l.wOff+l.in*l.out]
-		gB := s.gDense[l.bOff : l.bOff+l.out]
-		for j := range l.out {
-			var dj float32
-			if i == last {
-				dj = dl
-			} else {
-				dj = delta[j]
-			}
-			if dj == 0 {
-				continue
-			}
-			gB[j] += dj
-			axpy(gW[j*l.in:(j+1)*l.in], dj, in)
-			axpy(dIn, dj, l.w[j*l.in:(j+1)*l.in])
-		}
-		if i > 0 {
-			act := s.fw.acts[i-1]
-			for k := range dIn {
-				if act[k] <= 0 {
-					dIn[k] = 0
-				}
-			}
-			delta = dIn
-		}
-	}
-}
-
-// scatter distributes the per-example results onto the sparse rows. Each
-// partition walks the batch in example order, which keeps every row's sum
+// scatter distributes the per-example results (first-order and FM
+// gradients) and the shards' per-pair DNN gradients onto the sparse rows.
+// Each partition walks them in a fixed order, which keeps every row's sum
 // deterministic.
 func (t *Trainer) scatter(d *Dataset, idx []int) {
 	t.parallel(func(p int) { t.scatterPart(p, d, idx) })
@@ -464,6 +366,17 @@ func (t *Trainer) scatterPart(p int, d *Dataset, idx []int) {
 					axpy(g.gEmb[int(s)*dim:(int(s)+1)*dim], inv, ge)
 				}
 			}
+		}
+	}
+	// The DNN's share, per (field, bucket) pair, in shard and pair order.
+	for _, sh := range t.shards {
+		for n, key := range sh.tab.keys {
+			r := uint32(key)
+			if r%np != uint32(p) {
+				continue
+			}
+			s := t.slot[r]
+			add(g.gEmb[int(s)*dim:(int(s)+1)*dim], sh.embGrads[n*dim:(n+1)*dim])
 		}
 	}
 }
@@ -516,13 +429,9 @@ func (t *Trainer) Apply() {
 		sg := t.parts[p]
 		dim := m.cfg.Dim
 		for s, r := range sg.touched {
-			slr := lr
-			if t.cfg.SparseLRScale > 0 {
-				slr *= t.cfg.SparseLRScale
-			}
-			t.update(m.firstOff+int(r), sg.gFirst[s:s+1], scale, slr)
+			t.update(m.firstOff+int(r), sg.gFirst[s:s+1], scale, lr)
 			if dim > 0 {
-				t.update(m.embOff+int(r)*dim, sg.gEmb[s*dim:(s+1)*dim], scale, slr)
+				t.update(m.embOff+int(r)*dim, sg.gEmb[s*dim:(s+1)*dim], scale, lr)
 			}
 		}
 	})
@@ -575,5 +484,3 @@ func grow(s []float32, n int) []float32 {
 	}
 	return s[:n]
 }
-
-func (t *Trainer) SetSparseLRScale(s float32) { t.cfg.SparseLRScale = s }
