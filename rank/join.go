@@ -92,7 +92,21 @@ type Joiner struct {
 	readyAt int // ready[:readyAt] were dropped over the bound
 	stats   JoinStats
 	mark    time.Time
+	// early holds labelling events that arrived before their impression:
+	// impressions travel on their own stream, published asynchronously, so
+	// a client that reports at once can beat its impression to the joiner.
+	// They wait EarlyGrace (by the events' arrival order, see Flush).
+	early      map[joinKey]earlyLabel
+	earlyQueue []joinKey
 }
+
+type earlyLabel struct {
+	typ     event.Type
+	arrived time.Time // wall time
+}
+
+// earlyGrace is how long a labelling event waits for its impression.
+const earlyGrace = time.Minute
 
 type joinKey struct{ user, video string }
 
@@ -107,7 +121,7 @@ func NewJoiner(cfg JoinConfig) (*Joiner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	j := &Joiner{cfg: cfg, pending: map[joinKey]*pendingSample{}}
+	j := &Joiner{cfg: cfg, pending: map[joinKey]*pendingSample{}, early: map[joinKey]earlyLabel{}}
 	for _, t := range cfg.Positive {
 		j.positive[t] = true
 	}
@@ -143,21 +157,69 @@ func (j *Joiner) Observe(e event.Event) {
 		j.pending[key] = p
 		j.queue = append(j.queue, p)
 		j.compact()
+		if lbl, ok := j.early[key]; ok {
+			delete(j.early, key)
+			j.label(p, lbl.typ)
+		}
 		return
 	}
 	if !e.Type.Valid() || !(j.positive[e.Type] || j.negative[e.Type]) {
 		return
 	}
 	p := j.pending[key]
-	if p == nil || e.TS.Sub(p.imp.TS) > j.cfg.Window {
+	if p == nil {
+		if _, seen := j.early[key]; !seen || j.positive[e.Type] {
+			if len(j.early) >= j.cfg.MaxPending {
+				j.dropEarliest()
+			}
+			if !seen {
+				j.earlyQueue = append(j.earlyQueue, key)
+			}
+			j.early[key] = earlyLabel{typ: e.Type, arrived: time.Now()}
+		}
 		return
 	}
-	if j.positive[e.Type] {
-		j.close(p, 1, e.Type.String())
+	if e.TS.Sub(p.imp.TS) > j.cfg.Window {
+		return
+	}
+	j.label(p, e.Type)
+}
+
+// label closes p with the label t gives it.
+func (j *Joiner) label(p *pendingSample, t event.Type) {
+	if j.positive[t] {
+		j.close(p, 1, t.String())
 		j.stats.Positive++
 	} else {
-		j.close(p, 0, e.Type.String())
+		j.close(p, 0, t.String())
 		j.stats.Negative++
+	}
+}
+
+func (j *Joiner) dropEarliest() {
+	for len(j.earlyQueue) > 0 {
+		k := j.earlyQueue[0]
+		j.earlyQueue = j.earlyQueue[1:]
+		if _, ok := j.early[k]; ok {
+			delete(j.early, k)
+			return
+		}
+	}
+}
+
+// expireEarly forgets labelling events whose impression never came.
+func (j *Joiner) expireEarly(wall time.Time) {
+	for len(j.earlyQueue) > 0 {
+		k := j.earlyQueue[0]
+		lbl, ok := j.early[k]
+		if ok && wall.Sub(lbl.arrived) < earlyGrace {
+			break
+		}
+		delete(j.early, k)
+		j.earlyQueue = j.earlyQueue[1:]
+	}
+	if len(j.earlyQueue) == 0 {
+		j.earlyQueue = nil
 	}
 }
 
@@ -223,6 +285,7 @@ func (j *Joiner) compact() {
 func (j *Joiner) Flush(now time.Time) []Sample {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.expireEarly(time.Now())
 	for j.head < len(j.queue) {
 		p := j.queue[j.head]
 		if !p.closed {

@@ -179,3 +179,21 @@ func TestJoinerWatermark(t *testing.T) {
 		t.Errorf("watermark = %v", got)
 	}
 }
+
+// Impressions travel on their own stream: a label that beats its
+// impression to the joiner still labels it.
+func TestJoinerLabelBeforeImpression(t *testing.T) {
+	j, err := NewJoiner(DefaultJoinConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	j.Observe(event.Event{UserID: "u", VideoID: "v", Type: event.Complete, TS: now})
+	j.Observe(event.Event{UserID: "u", VideoID: "w", Type: event.Skip, TS: now})
+	j.Observe(event.Event{UserID: "u", VideoID: "v", Type: event.Impression, TS: now, Features: []byte(`{"v":1}`)})
+	j.Observe(event.Event{UserID: "u", VideoID: "w", Type: event.Impression, TS: now, Features: []byte(`{"v":1}`)})
+	got := j.Flush(now)
+	if len(got) != 2 || got[0].Label != 1 || got[1].Label != 0 {
+		t.Fatalf("early labels not joined: %+v", got)
+	}
+}
