@@ -30,7 +30,7 @@ type TagConfig struct {
 
 // DefaultTagConfig returns the documented defaults.
 func DefaultTagConfig() TagConfig {
-	return TagConfig{ShortTermShare: 0.6, MaxTags: 8, MaxCategories: 3, CategoryShare: 0.3, MaxScan: 1000}
+	return TagConfig{ShortTermShare: 0.6, MaxTags: 8, MaxCategories: 3, CategoryShare: 0.3, MaxScan: 500}
 }
 
 func (c TagConfig) validate() error {

@@ -26,7 +26,7 @@ type UploaderConfig struct {
 
 // DefaultUploaderConfig returns the documented defaults.
 func DefaultUploaderConfig() UploaderConfig {
-	return UploaderConfig{FollowWeight: 1, ShortTermShare: 0.6, MaxUploaders: 20, MaxScan: 1000}
+	return UploaderConfig{FollowWeight: 1, ShortTermShare: 0.6, MaxUploaders: 20, MaxScan: 400}
 }
 
 // Uploader recalls recent videos from authors the user follows (declared)
