@@ -198,11 +198,15 @@ func (a *App) openStores() error {
 		Addrs:        addrs,
 		Password:     cfg.Redis.Password,
 		DB:           cfg.Redis.DB,
-		DialTimeout:  2 * time.Second,
-		ReadTimeout:  2 * time.Second,
-		WriteTimeout: 2 * time.Second,
+		DialTimeout:  time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		MaxRetries:   1,
 		PoolSize:     64,
 	})
+	a.redis.AddHook(&redisBreaker{threshold: 3, cooldown: time.Second, onOpen: func() {
+		a.log.Warn("redis failing: circuit open, degrading without waiting on it (probing every second)")
+	}})
 	a.closers = append(a.closers, func() { _ = a.redis.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -29,7 +29,7 @@ type FreshConfig struct {
 
 // DefaultFreshConfig returns the documented defaults.
 func DefaultFreshConfig() FreshConfig {
-	return FreshConfig{MaxAge: 48 * time.Hour, ImpressionQuota: 500, MaxScan: 600}
+	return FreshConfig{MaxAge: 48 * time.Hour, ImpressionQuota: 200, MaxScan: 600}
 }
 
 // Fresh gives new uploads guaranteed exposure: it proposes videos published
