@@ -57,6 +57,7 @@ type App struct {
 	serving       servingParts
 	ranking       rankingParts
 	joinConsumers []*ingest.Consumer
+	joinLive      atomic.Bool // the applier feeds the joiner (embedded mode)
 	// extraJobs are admin-runnable jobs outside recall (train).
 	extraJobs map[string]api.Job
 	// logFeatures renders the ranking features logged with impressions.
@@ -138,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 	applier := &ingest.Applier{
 		Profiles:  a.profiles,
 		Features:  a.features,
-		Observers: []func([]event.Event){a.serving.spike.Observe},
+		Observers: []func([]event.Event){a.serving.spike.Observe, a.observeForJoin},
 		Dropped: func(ev event.Event, why string) {
 			log.Error("event in stream can never be applied; skipped", zap.String("event_id", ev.ID), zap.String("why", why))
 		},

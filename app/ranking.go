@@ -87,19 +87,28 @@ func (a *App) startSampleCollection(ctx context.Context) error {
 		return fmt.Errorf("rank.join: %w", err)
 	}
 	a.ranking.joiner = joiner
-	observe := func(_ context.Context, evs []event.Event) error {
-		for _, ev := range evs {
-			joiner.Observe(ev)
+	if a.redis == nil {
+		// Embedded mode: the store consumers already see every event, so
+		// the joiner rides along once the history replay is done (history
+		// was joined when it was live; its samples are on disk).
+		a.joinLive.Store(true)
+	} else {
+		// Shared consumers give each replica a share of the events: the
+		// join needs all of them, live.
+		observe := func(_ context.Context, evs []event.Event) error {
+			for _, ev := range evs {
+				joiner.Observe(ev)
+			}
+			return nil
 		}
-		return nil
+		consumers, err := a.bus.StartEventConsumers(ctx, ingest.ConsumerConfig{
+			OnlyNew: true, Batch: a.cfg.Ingest.ConsumerBatch, Linger: a.cfg.Ingest.ConsumerWait,
+		}, observe, ingest.ConsumerMetrics{})
+		if err != nil {
+			return err
+		}
+		a.joinConsumers = consumers
 	}
-	consumers, err := a.bus.StartEventConsumers(ctx, ingest.ConsumerConfig{
-		OnlyNew: true, Batch: a.cfg.Ingest.ConsumerBatch, Linger: a.cfg.Ingest.ConsumerWait,
-	}, observe, ingest.ConsumerMetrics{})
-	if err != nil {
-		return err
-	}
-	a.joinConsumers = consumers
 	a.bgWG.Add(1)
 	go func() {
 		defer a.bgWG.Done()
@@ -127,6 +136,22 @@ func (a *App) flushSamples(ctx context.Context, now time.Time) {
 	}
 	if _, err := a.ranking.live.Learn(ctx, samples); err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Debug("online learning skipped", zap.Error(err))
+	}
+}
+
+// observeForJoin is the applier observer feeding the joiner in embedded
+// mode, from live traffic only.
+func (a *App) observeForJoin(evs []event.Event) {
+	if !a.joinLive.Load() || a.ranking.joiner == nil {
+		return
+	}
+	for _, c := range a.consumers {
+		if !c.CaughtUp() {
+			return
+		}
+	}
+	for _, ev := range evs {
+		a.ranking.joiner.Observe(ev)
 	}
 }
 
