@@ -196,18 +196,23 @@ func (a *App) openStores() error {
 		addrs = []string{cfg.Redis.Addr}
 	}
 	a.redis = redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        addrs,
-		Password:     cfg.Redis.Password,
-		DB:           cfg.Redis.DB,
-		DialTimeout:  time.Second,
-		ReadTimeout:  time.Second,
-		WriteTimeout: time.Second,
-		MaxRetries:   1,
-		PoolSize:     64,
+		Addrs:    addrs,
+		Password: cfg.Redis.Password,
+		DB:       cfg.Redis.DB,
+		// Fail fast when Redis is down: feeds degrade (last-known profiles,
+		// prior features, cached lists) instead of waiting, and events wait
+		// in NATS. After repeated dial failures the pool itself answers at
+		// once and re-dials in the background every second.
+		DialTimeout:        500 * time.Millisecond,
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
+		ReadTimeout:        time.Second,
+		WriteTimeout:       time.Second,
+		MaxRetries:         1,
+		MinRetryBackoff:    5 * time.Millisecond,
+		MaxRetryBackoff:    50 * time.Millisecond,
+		PoolSize:           64,
 	})
-	a.redis.AddHook(&redisBreaker{threshold: 3, cooldown: time.Second, onOpen: func() {
-		a.log.Warn("redis failing: circuit open, degrading without waiting on it (probing every second)")
-	}})
 	a.closers = append(a.closers, func() { _ = a.redis.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -32,8 +32,10 @@ const (
 )
 
 // buildReelfeed builds the reelfeed binary (module root is ".." from this
-// package) into dir. The go build cache makes a second build in the same
-// test binary cheap, and a per-test dir keeps nothing behind in /tmp.
+// package) into the test's temp dir. One test uses it today; built per
+// test rather than once per test binary because a shared dir would have no
+// place to be removed without a TestMain (which app_test.go may own), and
+// the go build cache makes a repeat build a link step.
 func buildReelfeed(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -103,12 +105,15 @@ func TestKillReplicaRedeliversUnackedEvents(t *testing.T) {
 			"REELFEED_INGEST_ACK_WAIT":    "2s",
 			"REELFEED_LOG_LEVEL":          "warn",
 			"REELFEED_LOG_ACCESS_LOG":     "false",
+			// The test polls four users' profiles every few ms.
+			"REELFEED_RATELIMIT_ENABLED": "false",
 		}
 	}
 	envA := common()
-	// A lingers up to 1s for its batches to fill, so at the kill it
-	// certainly holds delivered, unacknowledged events (the window this
-	// test is about), not just by luck of timing.
+	// A lingers up to 1s for its batches to fill, so at the kill it holds
+	// delivered, unacknowledged events (the window this test is about)
+	// rather than by luck of timing; the consumer's redelivery count at
+	// the end proves it did.
 	envA["REELFEED_INGEST_CONSUMER_WAIT"] = "1s"
 	procA, baseA := serveProc(t, "replica A", bin, envA)
 	_, baseB := serveProc(t, "replica B", bin, common())
@@ -217,15 +222,15 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 	})
 	base := a.URL()
 	svc := token(t, testSecret, "svc", auth.RoleService, time.Hour)
-	var videos []map[string]any
-	for i := 0; i < 8; i++ {
-		videos = append(videos, video(fmt.Sprintf("rd%d", i), fmt.Sprintf("up%d", i), []string{"pets", "food"}[i%2], 0.5+float64(i)/20))
-	}
+	// Enough videos that the seen user's feeds never run out of unseen ones.
+	videos := catalogOf("rd", 40)
 	mustCall(t, 200, "POST", base+"/v1/videos", svc, map[string]any{"videos": videos})
 	mustCall(t, 202, "POST", base+"/v1/events", svc, eventsBody([]map[string]any{
 		ev("seen-1", "seen", "rd0", "complete"), ev("seen-2", "seen", "rd1", "like"),
 	}))
-	if _, ok, note := poll(5*time.Second, func() (bool, string) {
+	// Rate limiting stays on (its Redis-down path is part of the traffic),
+	// so profile polls keep under the per-user 20/s.
+	if _, ok, note := pollEvery(100*time.Millisecond, 5*time.Second, func() (bool, string) {
 		c, raw := counts(base, svc, "seen")
 		return c["complete"] == 1 && c["like"] == 1, raw
 	}); !ok {
@@ -235,7 +240,8 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 		t.Fatal("precondition: empty feed for the seen user")
 	}
 
-	// Traffic throughout: feeds for the seen user, events for another.
+	// Traffic throughout: feeds (each for a new user, so the catalog never
+	// runs out of unseen videos) and events for another user.
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -245,9 +251,9 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; !stop.Load(); i++ {
-			f := call("GET", base+"/v1/feed?user_id=seen&count=5", svc, nil)
+			f := call("GET", fmt.Sprintf("%s/v1/feed?user_id=visitor%d&count=5", base, i), svc, nil)
 			p := call("POST", base+"/v1/events", svc, eventsBody([]map[string]any{
-				ev(fmt.Sprintf("traffic-%d", i), "traffic", videos[i%len(videos)]["video_id"].(string), "play"),
+				ev(fmt.Sprintf("traffic-%d", i), "traffic", fmt.Sprintf("rd%d", i%len(videos)), "play"),
 			}))
 			mu.Lock()
 			feeds++
@@ -282,11 +288,17 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 	}); !ok {
 		t.Fatalf("/readyz with Redis down: want 503 naming redis, got %s", note)
 	}
-	// A feed for the user seen before: 200 with items.
-	r := mustCall(t, 200, "GET", base+"/v1/feed?user_id=seen&count=5", svc, nil)
-	if len(itemIDs(r)) == 0 {
+	// A feed for the user seen before: 200 with items, and none it played
+	// (the replica's last-known profile).
+	r := mustCall(t, 200, "GET", base+"/v1/feed?user_id=seen&count=5&debug=1", svc, nil)
+	ids := itemIDs(r)
+	if len(ids) == 0 {
 		t.Fatalf("feed with Redis down is empty: %s", r.raw)
 	}
+	if contains(ids, "rd0") || contains(ids, "rd1") {
+		t.Fatalf("feed with Redis down serves a video the user already played: %v", ids)
+	}
+	t.Logf("feed for the seen user with Redis down: %d items in %s", len(ids), r.elapsed)
 	// Events for a fresh user, all posted while Redis is down.
 	const freshBatches, perBatch = 5, 100
 	freshWant := map[string]float64{}
@@ -295,7 +307,7 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 		evs := make([]map[string]any, perBatch)
 		for j := range evs {
 			k := i*perBatch + j
-			evs[j] = ev(fmt.Sprintf("fresh-%04d", k), "fresh", videos[k%len(videos)]["video_id"].(string), types[k%len(types)])
+			evs[j] = ev(fmt.Sprintf("fresh-%04d", k), "fresh", fmt.Sprintf("rd%d", k%len(videos)), types[k%len(types)])
 			freshWant[types[k%len(types)]]++
 		}
 		r := call("POST", base+"/v1/events", svc, eventsBody(evs))
@@ -303,7 +315,6 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 			t.Fatalf("POST /v1/events with Redis down: %d %v %s (want 202: events wait in NATS)", r.status, r.err, r.raw)
 		}
 	}
-	// Still down while we posted: nothing could have been applied yet.
 	if r := call("GET", base+"/readyz", "", nil); r.status != 503 {
 		t.Fatalf("/readyz turned %d while Redis is still down: %s", r.status, r.raw)
 	}
@@ -311,7 +322,7 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 	t.Logf("Redis down for %s", time.Since(down))
 
 	startRedisServer(t, bin, port)
-	took, ok, note := poll(15*time.Second, func() (bool, string) {
+	took, ok, note := pollEvery(100*time.Millisecond, 15*time.Second, func() (bool, string) {
 		c, raw := counts(base, svc, "fresh")
 		for typ, w := range freshWant {
 			if c[typ] != w {
@@ -324,6 +335,16 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 		t.Fatalf("events accepted while Redis was down were not all applied within 15s after it returned; want %v, got %s", freshWant, note)
 	}
 	t.Logf("all %d events accepted during the outage applied %s after Redis returned", freshBatches*perBatch, took)
+	hold := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(hold) {
+		c, raw := counts(base, svc, "fresh")
+		for typ, w := range freshWant {
+			if c[typ] != w {
+				t.Fatalf("counts moved past the events posted during the outage: %s (want %v)", raw, freshWant)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if _, ok, note := poll(5*time.Second, func() (bool, string) {
 		r := call("GET", base+"/readyz", "", nil)
 		return r.status == 200, fmt.Sprintf("%d %s", r.status, r.raw)
@@ -340,6 +361,67 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 	}
 }
 
+// While Redis is down a feed must stay a feed: answered from the replica's
+// in-memory state promptly (the pipeline's own budgets are milliseconds),
+// not after every Redis call on the request path (rate limiter, profile,
+// features) has exhausted the client's dial and command retries.
+func TestFaultRedisDownFeedLatency(t *testing.T) {
+	bin := needBinary(t, redisServerBin)
+	natsURL := testenv.NATSURL(t)
+	prefix := "RFT_" + strings.ToUpper(testenv.RandomID())
+	cleanupStreams(t, natsURL, prefix)
+	port := testenv.FreePort(t)
+	redisAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	rs := startRedisServer(t, bin, port)
+	a := startApp(t, func(c *config.Config) {
+		c.NATS.URL = natsURL
+		c.NATS.StreamPrefix = prefix
+		c.Redis.Addr = redisAddr
+		c.Redis.Prefix = "rftest:" + testenv.RandomID() + ":"
+	})
+	base := a.URL()
+	svc := token(t, testSecret, "svc", auth.RoleService, time.Hour)
+	mustCall(t, 200, "POST", base+"/v1/videos", svc, map[string]any{"videos": catalogOf("lt", 40)})
+	if ids := feedIDs(t, base, svc, "seen", 5); len(ids) == 0 {
+		t.Fatal("precondition: empty feed")
+	}
+	rs.kill()
+
+	const bound = time.Second
+	for _, user := range []string{"seen", "newcomer"} {
+		r := mustCall(t, 200, "GET", base+"/v1/feed?user_id="+user+"&count=5&debug=1", svc, nil)
+		if len(itemIDs(r)) == 0 {
+			t.Errorf("feed for %s with Redis down is empty: %s", user, r.raw)
+		}
+		if r.elapsed > bound {
+			t.Errorf("feed for %s with Redis down took %s, want under %s (stages: %s)", user, r.elapsed, bound, stageTimes(r))
+		} else {
+			t.Logf("feed for %s with Redis down: %s", user, r.elapsed)
+		}
+	}
+	r := call("GET", base+"/readyz", "", nil)
+	if r.err != nil || r.status != 503 {
+		t.Errorf("/readyz with Redis down: %d %v %s, want 503", r.status, r.err, r.raw)
+	}
+	// Not asserted (no contract number), but a probe with a 1s timeout
+	// would see a timeout rather than the 503.
+	t.Logf("/readyz with Redis down answered %d in %s", r.status, r.elapsed)
+}
+
+// stageTimes summarises a debug feed's per-stage milliseconds.
+func stageTimes(r result) string {
+	dbg, _ := r.body["debug"].(map[string]any)
+	stages, _ := dbg["stages"].([]any)
+	var parts []string
+	for _, st := range stages {
+		m, _ := st.(map[string]any)
+		if ms, _ := m["ms"].(float64); ms >= 1 {
+			parts = append(parts, fmt.Sprintf("%v %.0fms", m["stage"], ms))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // NATS unreachable: POST /v1/events answers 503 within the publish timeout
 // (never 202), feeds are still served, /readyz names nats; when NATS is
 // back, events are accepted again and every 202 was really stored.
@@ -352,12 +434,12 @@ func TestFaultNATSDown(t *testing.T) {
 	a := startApp(t, func(c *config.Config) {
 		c.NATS.URL = fmt.Sprintf("nats://127.0.0.1:%d", port)
 		c.NATS.PublishTimeout = publishTimeout
+		c.RateLimit.Enabled = false // the recovery poll posts every few ms
 	})
 	base := a.URL()
 	svc := token(t, testSecret, "svc", auth.RoleService, time.Hour)
-	mustCall(t, 200, "POST", base+"/v1/videos", svc, map[string]any{"videos": []map[string]any{
-		video("nv1", "up1", "pets", 0.9), video("nv2", "up2", "food", 0.8), video("nv3", "up3", "sport", 0.7),
-	}})
+	// Enough videos that the feeds below never run out of unseen ones.
+	mustCall(t, 200, "POST", base+"/v1/videos", svc, map[string]any{"videos": catalogOf("nv", 30)})
 	accepted := map[string]float64{} // type → events answered 202 for user "nd"
 	seq := 0
 	postND := func() result {
@@ -403,7 +485,7 @@ func TestFaultNATSDown(t *testing.T) {
 		}
 	}
 	for i := 0; i < 3; i++ {
-		r := call("GET", base+"/v1/feed?user_id=nd&count=5", svc, nil)
+		r := call("GET", base+"/v1/feed?user_id=nd&count=5&debug=1", svc, nil)
 		if r.err != nil || r.status != 200 {
 			t.Fatalf("GET /v1/feed with NATS down: %d %v %s, want 200", r.status, r.err, r.raw)
 		}
@@ -411,7 +493,7 @@ func TestFaultNATSDown(t *testing.T) {
 			t.Fatalf("feed with NATS down is empty: %s", r.raw)
 		}
 	}
-	if r := call("POST", base+"/v1/videos", svc, map[string]any{"videos": []map[string]any{video("nv9", "up9", "pets", 0.5)}}); r.status != 503 {
+	if r := call("POST", base+"/v1/videos", svc, map[string]any{"videos": []map[string]any{video("nv-new", "up-new", "pets", 0.5)}}); r.status != 503 {
 		t.Fatalf("POST /v1/videos with NATS down: %d, want 503: %s", r.status, r.raw)
 	}
 
@@ -426,7 +508,7 @@ func TestFaultNATSDown(t *testing.T) {
 		t.Fatalf("POST /v1/events never answered 202 again after NATS returned: %s", note)
 	}
 	t.Logf("events accepted again %s after NATS returned", took)
-	if _, ok, note := poll(10*time.Second, func() (bool, string) {
+	took, ok, note = poll(10*time.Second, func() (bool, string) {
 		c, raw := counts(base, svc, "nd")
 		for typ, w := range accepted {
 			if c[typ] != w {
@@ -434,13 +516,32 @@ func TestFaultNATSDown(t *testing.T) {
 			}
 		}
 		return true, raw
-	}); !ok {
+	})
+	if !ok {
 		t.Fatalf("after NATS returned, profile counts are not exactly the 202-accepted events %v: %s", accepted, note)
 	}
+	t.Logf("every 202-accepted event applied %s later", took)
 	if _, ok, note := poll(5*time.Second, func() (bool, string) {
 		r := call("GET", base+"/readyz", "", nil)
 		return r.status == 200, fmt.Sprintf("%d %s", r.status, r.raw)
 	}); !ok {
 		t.Fatalf("/readyz not 200 after NATS returned: %s", note)
 	}
+	shut := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown after NATS returned: %v", err)
+	}
+	t.Logf("shutdown after NATS returned took %s", time.Since(shut))
+}
+
+// catalogOf is n valid videos prefix0..prefix(n-1), distinct uploaders.
+func catalogOf(prefix string, n int) []map[string]any {
+	cats := []string{"pets", "food", "sport", "music", "travel"}
+	out := make([]map[string]any, n)
+	for i := range out {
+		out[i] = video(fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("%s-up%d", prefix, i), cats[i%len(cats)], 0.3+0.6*float64(i%10)/10)
+	}
+	return out
 }

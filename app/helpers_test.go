@@ -334,6 +334,11 @@ func mustCall(t *testing.T, want int, method, url, tok string, body any) result 
 // poll calls cond until it reports done or timeout passes; it returns how
 // long it took and the last note cond gave.
 func poll(timeout time.Duration, cond func() (bool, string)) (time.Duration, bool, string) {
+	return pollEvery(10*time.Millisecond, timeout, cond)
+}
+
+// pollEvery is poll with a chosen interval.
+func pollEvery(interval, timeout time.Duration, cond func() (bool, string)) (time.Duration, bool, string) {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for {
@@ -344,7 +349,7 @@ func poll(timeout time.Duration, cond func() (bool, string)) (time.Duration, boo
 		if time.Now().After(deadline) {
 			return time.Since(start), false, note
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
