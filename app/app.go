@@ -402,9 +402,12 @@ func (a *App) closeAll() {
 		a.impressions.Close()
 		a.impressions = nil
 	}
+	var stops sync.WaitGroup
 	for _, c := range append(a.consumers, a.joinConsumers...) {
-		c.Stop()
+		stops.Add(1)
+		go func(c *ingest.Consumer) { defer stops.Done(); c.Stop() }(c)
 	}
+	stops.Wait()
 	a.consumers, a.joinConsumers = nil, nil
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()

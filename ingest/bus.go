@@ -267,7 +267,7 @@ func (b *Bus) Close() {
 		if err := b.nc.Drain(); err != nil {
 			b.nc.Close()
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(2 * time.Second)
 		for !b.nc.IsClosed() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}

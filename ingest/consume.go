@@ -250,7 +250,7 @@ func (c *Consumer) Stop() {
 	c.cc.Drain() // the loop keeps applying while the drain delivers the rest
 	select {
 	case <-c.cc.Closed():
-	case <-time.After(5 * time.Second):
+	case <-time.After(2 * time.Second): // NATS gone: nothing more will come
 		c.cc.Stop()
 	}
 	close(c.stopped)
