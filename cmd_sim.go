@@ -154,19 +154,10 @@ func newBenchIngestCmd(g *globalFlags) *cobra.Command {
 		Short: "Post N events over HTTP in batches; report throughput and how fast events become visible in profiles",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := interruptible(cmd)
-			defer cancel()
-			t, stop, err := cf.target(ctx, g)
-			if err != nil {
-				return err
-			}
-			defer stop()
 			o.Progress = cmd.ErrOrStderr()
-			res, err := sim.BenchIngest(ctx, t, o)
-			if err != nil {
-				return err
-			}
-			return printResult(cmd, asJSON, res)
+			return runBench(cmd, g, &cf, asJSON, func(ctx context.Context, t sim.Target) (any, error) {
+				return sim.BenchIngest(ctx, t, o)
+			})
 		},
 	}
 	cf.register(cmd)
@@ -190,19 +181,10 @@ func newBenchFeedCmd(g *globalFlags) *cobra.Command {
 		Short: "Build a world with history, then drive GET /v1/feed at a fixed rate (open loop); report latency percentiles",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := interruptible(cmd)
-			defer cancel()
-			t, stop, err := cf.target(ctx, g)
-			if err != nil {
-				return err
-			}
-			defer stop()
 			o.Progress = cmd.ErrOrStderr()
-			res, err := sim.BenchFeed(ctx, t, o)
-			if err != nil {
-				return err
-			}
-			return printResult(cmd, asJSON, res)
+			return runBench(cmd, g, &cf, asJSON, func(ctx context.Context, t sim.Target) (any, error) {
+				return sim.BenchFeed(ctx, t, o)
+			})
 		},
 	}
 	cf.register(cmd)
@@ -213,6 +195,23 @@ func newBenchFeedCmd(g *globalFlags) *cobra.Command {
 	f.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to drive load")
 	f.BoolVar(&asJSON, "json", false, "print one JSON line")
 	return cmd
+}
+
+// runBench resolves the target (embedded unless --server), runs one bench
+// and prints its result.
+func runBench(cmd *cobra.Command, g *globalFlags, cf *clientFlags, asJSON bool, bench func(context.Context, sim.Target) (any, error)) error {
+	ctx, cancel := interruptible(cmd)
+	defer cancel()
+	t, stop, err := cf.target(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	res, err := bench(ctx, t)
+	if err != nil {
+		return err
+	}
+	return printResult(cmd, asJSON, res)
 }
 
 func printResult(cmd *cobra.Command, asJSON bool, res any) error {

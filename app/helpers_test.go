@@ -107,22 +107,8 @@ func cleanupRedisPrefix(t *testing.T, addr, prefix string) {
 	t.Cleanup(func() {
 		c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
 		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-			if len(keys) == 1000 {
-				c.Del(ctx, keys...)
-				keys = keys[:0]
-			}
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
-		}
-		if err := iter.Err(); err != nil {
-			t.Logf("cleanup: redis scan %s*: %v", prefix, err)
+		if err := testenv.DeletePrefix(c, prefix); err != nil {
+			t.Logf("cleanup: %v", err)
 		}
 	})
 }

@@ -184,7 +184,15 @@ func Train(ctx context.Context, cfg *config.Config, store *rank.SampleStore, mu 
 	}
 	tc := cfg.Rank.Train
 	tc.ModelsDir = ModelsDir(cfg)
-	return rank.Train(ctx, samples, tc)
+	report, err := rank.Train(ctx, samples, tc)
+	if err != nil {
+		return report, err
+	}
+	// Samples older than the training window will never be read again.
+	if _, err := store.Prune(ctx, time.Now().Add(-cfg.Rank.TrainWindow)); err != nil {
+		return report, fmt.Errorf("trained, but pruning old samples failed: %w", err)
+	}
+	return report, nil
 }
 
 // startRanking runs the model reload poller, sample collection and the

@@ -12,9 +12,9 @@ import (
 // safe for concurrent use; readers never block each other.
 //
 // Videos live in slots; an update or delete empties the old slot and the
-// posting lists skip empty slots, so writes never rewrite lists in place.
-// Lists are re-sorted lazily on the first read after a write, and compacted
-// when more than a quarter of the slots are garbage.
+// posting lists skip empty slots. Lists stay sorted by insertion (a binary
+// search and a memmove per list), so readers never wait on a re-sort; they
+// are compacted when more than a quarter of the slots are garbage.
 type Catalog struct {
 	mu    sync.RWMutex
 	slots []*Video

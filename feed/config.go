@@ -128,7 +128,7 @@ func DefaultConfig() Config {
 		CDN:                  CDNConfig{Default: "https://cdn.reelfeed.example/v", Edges: map[string]string{}},
 		NewVideoQuota:        recall.DefaultFreshConfig().ImpressionQuota,
 		NearDuplicateJaccard: 0.8,
-		RecentlyServed:       RecentlyServedConfig{TTL: 30 * time.Minute, MaxUsers: 200_000, PerUser: 500},
+		RecentlyServed:       RecentlyServedConfig{TTL: 30 * time.Minute, MaxUsers: 100_000, PerUser: 200},
 		DefaultSurface:       "feed",
 		Surfaces: map[string][]catalog.Kind{
 			"feed":  nil,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -58,23 +59,34 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	prefix := "rftest:" + RandomID() + ":"
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-			if len(keys) == 1000 {
-				c.Del(ctx, keys...)
-				keys = keys[:0]
-			}
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
+		if err := DeletePrefix(c, prefix); err != nil {
+			t.Logf("cleanup: %v", err)
 		}
 		c.Close()
 	})
 	return c, prefix
+}
+
+// DeletePrefix deletes every key under prefix (SCAN + DEL in batches).
+func DeletePrefix(c *redis.Client, prefix string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 1000 {
+			c.Del(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		c.Del(ctx, keys...)
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("redis scan %s*: %w", prefix, err)
+	}
+	return nil
 }
 
 // NATSURL returns the URL of the real NATS server with JetStream
