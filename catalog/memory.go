@@ -25,6 +25,8 @@ type Catalog struct {
 	byID      map[string]int32
 	users     map[string]*User
 	garbage   int
+	// bulk defers ordering while a large replay loads (see BeginBulk).
+	bulk bool
 
 	lists map[listKey]*postingList
 	all   postingList // every slot
@@ -98,6 +100,11 @@ func (c *Catalog) index(slot int32, v *Video) {
 }
 
 func (c *Catalog) insertByQuality(l *postingList, slot int32) {
+	if c.bulk {
+		l.slots = append(l.slots, slot)
+		l.fresh = append(l.fresh, slot)
+		return
+	}
 	i := sort.Search(len(l.slots), func(i int) bool { return !c.lessQuality(l.slots[i], slot) })
 	l.slots = slices.Insert(l.slots, i, slot)
 	j := sort.Search(len(l.fresh), func(i int) bool { return !c.lessFresh(l.fresh[i], slot) })
@@ -105,6 +112,43 @@ func (c *Catalog) insertByQuality(l *postingList, slot int32) {
 }
 
 func (c *Catalog) lessFresh(a, b int32) bool { return c.published[a] > c.published[b] }
+
+// BeginBulk starts a bulk load (the catalog stream's replay at start):
+// inserts append without ordering, so loading n videos costs O(n log n)
+// instead of O(n²). Searches return unordered results until EndBulk.
+func (c *Catalog) BeginBulk() {
+	c.mu.Lock()
+	c.bulk = true
+	c.mu.Unlock()
+}
+
+// EndBulk orders every list once and returns to sorted insertion.
+func (c *Catalog) EndBulk() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.bulk {
+		return
+	}
+	c.bulk = false
+	order := func(l *postingList) {
+		slices.SortFunc(l.slots, func(a, b int32) int { return cmpBy(c.lessQuality, a, b) })
+		slices.SortFunc(l.fresh, func(a, b int32) int { return cmpBy(c.lessFresh, a, b) })
+	}
+	order(&c.all)
+	for _, l := range c.lists {
+		order(l)
+	}
+}
+
+func cmpBy(less func(a, b int32) bool, a, b int32) int {
+	switch {
+	case less(a, b):
+		return -1
+	case less(b, a):
+		return 1
+	}
+	return 0
+}
 
 // Delete removes a video; it reports whether it existed.
 func (c *Catalog) Delete(id string) bool {

@@ -106,3 +106,40 @@ func BenchmarkSearchFreshByUploaders(b *testing.B) {
 		c.SearchVideos(Query{Uploaders: ups, Sort: SortByFresh, Limit: 1000})
 	}
 }
+
+func TestBulkLoadOrdersLikeSortedInserts(t *testing.T) {
+	sorted, bulk := New(), New()
+	bulk.BeginBulk()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 2000; i++ {
+		v := &Video{ID: fmt.Sprint(i), UploaderID: fmt.Sprint("u", i%37), Category: fmt.Sprint("c", i%5),
+			Tags: []string{fmt.Sprint("t", i%11)}, Quality: float64((i*7919)%1000) / 1000, PublishedAt: base.Add(time.Duration((i*104729)%5000) * time.Minute)}
+		sorted.Upsert(v)
+		bulk.Upsert(v)
+	}
+	bulk.EndBulk()
+	for _, q := range []Query{{Limit: 300}, {Sort: SortByFresh, Limit: 300}, {Tags: []string{"t3", "t7"}, Limit: 100},
+		{Uploaders: []string{"u1", "u2"}, Sort: SortByFresh, Limit: 50}} {
+		a, _ := sorted.Search(context.Background(), q)
+		b, _ := bulk.Search(context.Background(), q)
+		if !slices.Equal(a, b) {
+			t.Fatalf("bulk-loaded catalog answers %v differently", q)
+		}
+	}
+}
+
+func BenchmarkBulkLoad100k(b *testing.B) {
+	videos := make([]*Video, 100000)
+	for i := range videos {
+		videos[i] = &Video{ID: fmt.Sprint(i), UploaderID: fmt.Sprint("u", i%5000), Category: fmt.Sprint("c", i%20),
+			Tags: []string{fmt.Sprint("t", i%300), fmt.Sprint("t", i%71)}, Quality: float64(i%997) / 997, PublishedAt: time.Unix(int64(i*60), 0)}
+	}
+	for i := 0; i < b.N; i++ {
+		c := New()
+		c.BeginBulk()
+		for _, v := range videos {
+			c.Upsert(v)
+		}
+		c.EndBulk()
+	}
+}

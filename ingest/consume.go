@@ -303,13 +303,16 @@ func (b *Bus) WatchCatalog(ctx context.Context, h CatalogHandler) (*CatalogWatch
 	w := &CatalogWatcher{}
 	if ci, err := cons.Info(ctx); err == nil && ci.NumPending == 0 {
 		w.caughtUp.Store(true)
+	} else {
+		h.Catalog.BeginBulk() // replaying: order the lists once at the end
 	}
 	log := b.log.With(zap.String("stream", b.catalogStream()))
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		if err := applyCatalogMsg(h, msg); err != nil {
 			log.Error("catalog message skipped", zap.String("subject", msg.Subject()), zap.Error(err))
 		}
-		if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
+		if md, err := msg.Metadata(); err == nil && md.NumPending == 0 && !w.caughtUp.Load() {
+			h.Catalog.EndBulk()
 			w.caughtUp.Store(true)
 		}
 	})
