@@ -162,18 +162,31 @@ func (a *App) startJobs(ctx context.Context) {
 			recall.RunEvery(ctx, intervals[job.Name()], job, a.log.Named("jobs"), triggers...)
 		}()
 	}
+	a.every(ctx, a.cfg.Profile.PruneInterval, "longterm", a.runLongTerm)
+}
+
+// every runs job on a timer in the background until ctx ends, logging
+// each outcome; interval <= 0 never runs it.
+func (a *App) every(ctx context.Context, interval time.Duration, name string, job func(context.Context) (any, error)) {
+	if interval <= 0 {
+		return
+	}
 	a.bgWG.Add(1)
 	go func() {
 		defer a.bgWG.Done()
-		t := time.NewTicker(a.cfg.Profile.PruneInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := a.runLongTerm(ctx); err != nil && ctx.Err() == nil {
-					a.log.Warn("longterm job failed", zap.Error(err))
+				res, err := job(ctx)
+				switch {
+				case err != nil && ctx.Err() == nil:
+					a.log.Warn("scheduled job failed", zap.String("job", name), zap.Error(err))
+				case err == nil && res != nil:
+					a.log.Info("scheduled job done", zap.String("job", name), zap.Any("result", res))
 				}
 			}
 		}

@@ -109,20 +109,10 @@ func (a *App) startSampleCollection(ctx context.Context) error {
 		}
 		a.joinConsumers = consumers
 	}
-	a.bgWG.Add(1)
-	go func() {
-		defer a.bgWG.Done()
-		t := time.NewTicker(a.cfg.Rank.FlushInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.flushSamples(ctx, time.Now())
-			}
-		}
-	}()
+	a.every(ctx, a.cfg.Rank.FlushInterval, "flush-samples", func(ctx context.Context) (any, error) {
+		a.flushSamples(ctx, time.Now())
+		return nil, nil
+	})
 	return nil
 }
 
@@ -208,24 +198,5 @@ func (a *App) startRanking(ctx context.Context) {
 	if err := a.startSampleCollection(ctx); err != nil {
 		a.log.Error("training-sample collection not started", zap.Error(err))
 	}
-	if a.cfg.Rank.TrainInterval > 0 {
-		a.bgWG.Add(1)
-		go func() {
-			defer a.bgWG.Done()
-			t := time.NewTicker(a.cfg.Rank.TrainInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if rep, err := a.runTrain(ctx); err != nil {
-						a.log.Warn("scheduled training failed", zap.Error(err))
-					} else {
-						a.log.Info("scheduled training done", zap.Any("report", rep))
-					}
-				}
-			}
-		}()
-	}
+	a.every(ctx, a.cfg.Rank.TrainInterval, "train", a.runTrain)
 }

@@ -265,13 +265,7 @@ func (j *I2IJob) build(ctx context.Context, res *JobResult) error {
 		return err
 	}
 	res.Pairs = pairs.Load()
-	for _, l := range neighbours {
-		if len(l) > 0 {
-			res.Lists++
-			res.Items += len(l)
-		}
-	}
-	if err := j.store.ReplaceAll(ctx, i2iNamespace, cfLists(il.videoIDs, neighbours, il.videoIDs)); err != nil {
+	if err := storeLists(ctx, j.store, i2iNamespace, il.videoIDs, neighbours, il.videoIDs, res); err != nil {
 		return fmt.Errorf("store neighbours: %w", err)
 	}
 	return nil

@@ -287,3 +287,15 @@ func cfLists(keys []string, lists [][]cfRanked, names []string) func(yield func(
 		}
 	}
 }
+
+// storeLists counts a job's non-empty lists into res and replaces the
+// namespace with them.
+func storeLists(ctx context.Context, store ListStore, namespace string, keys []string, lists [][]cfRanked, names []string, res *JobResult) error {
+	for _, l := range lists {
+		if len(l) > 0 {
+			res.Lists++
+			res.Items += len(l)
+		}
+	}
+	return store.ReplaceAll(ctx, namespace, cfLists(keys, lists, names))
+}

@@ -263,13 +263,7 @@ func (j *UserCFJob) build(ctx context.Context, res *JobResult) error {
 		return err
 	}
 	res.Pairs = pairs.Load()
-	for _, l := range lists {
-		if len(l) > 0 {
-			res.Lists++
-			res.Items += len(l)
-		}
-	}
-	if err := j.store.ReplaceAll(ctx, userCFNamespace, cfLists(il.userIDs, lists, il.videoIDs)); err != nil {
+	if err := storeLists(ctx, j.store, userCFNamespace, il.userIDs, lists, il.videoIDs, res); err != nil {
 		return fmt.Errorf("store user-CF lists: %w", err)
 	}
 	return nil
