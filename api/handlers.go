@@ -73,6 +73,16 @@ func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
 }
 
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
+	if s.d.Backlog != nil && s.d.MaxBacklog > 0 {
+		if lag := s.d.Backlog(); lag > s.d.MaxBacklog {
+			// Accepting more now would only make every event visible later.
+			s.ingest.rejected.WithLabelValues("backlog").Inc()
+			w.Header().Set("Retry-After", "1")
+			httpx.Error(w, http.StatusServiceUnavailable, "backlog",
+				fmt.Sprintf("%d events are waiting to be applied (limit %d); retry shortly (event ids make retries safe)", lag, s.d.MaxBacklog), nil)
+			return
+		}
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError

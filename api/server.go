@@ -62,7 +62,12 @@ type Deps struct {
 	// Pprof mounts net/http/pprof at /debug/pprof (unauthenticated).
 	Pprof bool
 
-	EventLimits    ingest.EventLimits
+	EventLimits ingest.EventLimits
+	// Backlog reports how many accepted events wait to be applied; over
+	// MaxBacklog, event writes are refused until the consumers catch up
+	// (nil or 0: never).
+	Backlog        func() uint64
+	MaxBacklog     uint64
 	RequestTimeout time.Duration
 	MaxBodyBytes   int64
 	AccessLog      bool

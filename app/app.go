@@ -178,6 +178,8 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		AccessLog:      cfg.Log.AccessLog,
 		Pprof:          cfg.HTTP.Pprof,
+		Backlog:        a.backlog,
+		MaxBacklog:     uint64(max(cfg.Ingest.MaxLag, 0)),
 	})
 	return a, nil
 }
@@ -308,6 +310,15 @@ func (a *App) readyChecks() []api.ReadyCheck {
 		}})
 	}
 	return checks
+}
+
+// backlog is how many events wait to be applied across the store consumers.
+func (a *App) backlog() uint64 {
+	var n uint64
+	for _, c := range a.consumers {
+		n += c.Backlog()
+	}
+	return n
 }
 
 func (a *App) runLongTerm(ctx context.Context) (any, error) {

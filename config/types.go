@@ -137,6 +137,7 @@ type Ingest struct {
 	ConsumerWait     time.Duration `mapstructure:"consumer_wait"`
 	AckWait          time.Duration `mapstructure:"ack_wait"`
 	ImpressionBuffer int           `mapstructure:"impression_buffer"`
+	MaxLag           int           `mapstructure:"max_lag"`
 }
 
 type Profile struct {
@@ -236,6 +237,7 @@ func Default() Config {
 			ConsumerWait:     5 * time.Millisecond,
 			AckWait:          30 * time.Second,
 			ImpressionBuffer: 10000,
+			MaxLag:           100000,
 		},
 		Profile: Profile{
 			Weights: map[string]float64{

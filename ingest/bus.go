@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -46,6 +47,9 @@ type Bus struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	log    *zap.Logger
+	// storedSeq is the highest events-stream sequence this process saw
+	// acknowledged: with the consumers' applied sequence, the exact backlog.
+	storedSeq atomic.Uint64
 }
 
 // Stream and subject names. Subjects carry ids base64url-encoded, because

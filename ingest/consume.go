@@ -58,7 +58,21 @@ type Consumer struct {
 	msgs     chan jetstream.Msg
 	wg       sync.WaitGroup
 	caughtUp atomic.Bool
+	applied  atomic.Uint64 // highest stream sequence applied
 	stopped  chan struct{}
+}
+
+// Backlog is how many events this process stored in the events stream
+// that this consumer has not applied yet (0 for other streams).
+func (c *Consumer) Backlog() uint64 {
+	if c.stream != c.bus.eventsStream() {
+		return 0
+	}
+	stored, applied := c.bus.storedSeq.Load(), c.applied.Load()
+	if stored <= applied {
+		return 0
+	}
+	return stored - applied
 }
 
 // StartEventConsumers starts one consumer on the events stream and one on
@@ -171,7 +185,7 @@ func (c *Consumer) loop() {
 func (c *Consumer) process(batch []jetstream.Msg) {
 	events := make([]event.Event, 0, len(batch))
 	var oldest time.Time
-	var pending uint64
+	var pending, lastSeq uint64
 	for _, msg := range batch {
 		var ev event.Event
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.ID == "" {
@@ -189,6 +203,7 @@ func (c *Consumer) process(batch []jetstream.Msg) {
 				oldest = md.Timestamp
 			}
 			pending = md.NumPending
+			lastSeq = max(lastSeq, md.Sequence.Stream)
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -230,6 +245,9 @@ func (c *Consumer) process(batch []jetstream.Msg) {
 	}
 	if c.metrics.Visible != nil && !oldest.IsZero() {
 		c.metrics.Visible(c.stream, time.Since(oldest))
+	}
+	if lastSeq > c.applied.Load() {
+		c.applied.Store(lastSeq)
 	}
 	if c.metrics.Lag != nil {
 		c.metrics.Lag(c.stream, pending)

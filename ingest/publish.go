@@ -72,6 +72,10 @@ func (b *Bus) publishBatch(ctx context.Context, subject string, events []event.E
 	for _, f := range futures {
 		select {
 		case ack := <-f.Ok():
+			if subject == b.EventsSubject() {
+				for cur := b.storedSeq.Load(); ack.Sequence > cur && !b.storedSeq.CompareAndSwap(cur, ack.Sequence); cur = b.storedSeq.Load() {
+				}
+			}
 			if ack.Duplicate {
 				res.Duplicates++
 			} else {
