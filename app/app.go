@@ -117,6 +117,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 		return nil, err
 	}
 	a.catalog = catalog.New()
+	a.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "reelfeed_catalog_videos", Help: "Live videos in this replica's catalog."},
+			func() float64 { return float64(a.catalog.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "reelfeed_catalog_users", Help: "Users with declared attributes in this replica's catalog."},
+			func() float64 { return float64(a.catalog.UserCount()) }),
+	)
 	if err := a.openElastic(ctx); err != nil {
 		return nil, err
 	}

@@ -222,6 +222,28 @@ func TestMetricsExposeHTTPLatency(t *testing.T) {
 	if !strings.Contains(r.raw, `reelfeed_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200"`) {
 		t.Fatalf("metrics lack the HTTP latency histogram by route and status:\n%.2000s", r.raw)
 	}
+	svc := token(t, testSecret, "svc", auth.RoleService, time.Hour)
+	do(t, "POST", a.URL()+"/v1/videos", svc, map[string]any{"videos": []map[string]any{
+		{"video_id": "m1", "uploader_id": "u", "category": "c"}, {"video_id": "m2", "uploader_id": "u", "category": "c"}}})
+	if r := do(t, "GET", a.URL()+"/metrics", "", nil); !strings.Contains(r.raw, "\nreelfeed_catalog_videos 2\n") {
+		t.Fatalf("metrics lack the catalog size (2 videos)")
+	}
+}
+
+func TestOversizedBodyIs413WithTheErrorShape(t *testing.T) {
+	a := startApp(t, func(c *config.Config) { c.HTTP.MaxBodyBytes = 2048 })
+	svc := token(t, testSecret, "svc", auth.RoleService, time.Hour)
+	videos := make([]map[string]any, 100)
+	for i := range videos {
+		videos[i] = map[string]any{"video_id": fmt.Sprint("v", i), "uploader_id": "u", "category": "c", "title": strings.Repeat("x", 100)}
+	}
+	r := do(t, "POST", a.URL()+"/v1/videos", svc, map[string]any{"videos": videos})
+	if r.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: status %d, want 413: %s", r.status, r.raw)
+	}
+	if e, _ := r.body["error"].(map[string]any); e["code"] != "body_too_large" {
+		t.Fatalf("oversized body: %s", r.raw)
+	}
 }
 
 // An in-flight request (here: a client still sending its body) completes

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"time"
 )
 
 // Catalog is the in-memory catalog: videos, users and posting lists. It is
@@ -411,23 +410,4 @@ func (h *mergeHeap) pop() int32 {
 		i = best
 	}
 	return slot
-}
-
-// Snapshot of stats for /metrics and debug.
-type Stats struct {
-	Videos, Users, Lists int
-	Newest               time.Time
-}
-
-// Stats reports index sizes.
-func (c *Catalog) Stats() Stats {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	s := Stats{Videos: len(c.byID), Users: len(c.users), Lists: len(c.lists)}
-	for _, v := range c.slots {
-		if v != nil && v.PublishedAt.After(s.Newest) {
-			s.Newest = v.PublishedAt
-		}
-	}
-	return s
 }

@@ -246,24 +246,6 @@ func (b *Bus) Ready(ctx context.Context) error {
 	return nil
 }
 
-// JetStream exposes the JetStream context to the ingest package's
-// publishers and consumers.
-func (b *Bus) JetStream() jetstream.JetStream { return b.js }
-
-// Conn is the underlying connection.
-func (b *Bus) Conn() *nats.Conn { return b.nc }
-
-// Embedded reports whether this bus runs its own server.
-func (b *Bus) Embedded() bool { return b.server != nil }
-
-// ClientURL is the embedded server's TCP URL when it listens ("" else).
-func (b *Bus) ClientURL() string {
-	if b.server == nil || b.cfg.EmbeddedListen == "" {
-		return ""
-	}
-	return b.server.ClientURL()
-}
-
 // Close drains the connection (delivering what is in flight) and stops the
 // embedded server.
 func (b *Bus) Close() {

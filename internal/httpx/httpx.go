@@ -51,7 +51,7 @@ func Decode(r *http.Request, v any) error {
 		var typeErr *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &tooBig):
-			return fmt.Errorf("request body larger than %d bytes", tooBig.Limit)
+			return fmt.Errorf("request body larger than %d bytes: %w", tooBig.Limit, err)
 		case errors.Is(err, io.EOF):
 			return errors.New("request body is empty")
 		case errors.As(err, &syntax):
@@ -72,7 +72,7 @@ func Decode(r *http.Request, v any) error {
 func DecodeOr400(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := Decode(r, v); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) || (err != nil && isTooLarge(err)) {
+		if errors.As(err, &tooBig) {
 			Error(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), nil)
 			return false
 		}
@@ -80,8 +80,4 @@ func DecodeOr400(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
-}
-
-func isTooLarge(err error) bool {
-	return err != nil && len(err.Error()) > 24 && err.Error()[:24] == "request body larger than"
 }
