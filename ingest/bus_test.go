@@ -190,7 +190,7 @@ func TestConsumerKilledMidBatchLosesAndDoublesNothing(t *testing.T) {
 	if got := p.Counts[event.Complete]; got != n {
 		t.Fatalf("profile counts %d completes, want exactly %d", got, n)
 	}
-	stats, err := features.Get(ctx, []string{"v0", "v1", "v2", "v3", "v4", "v5", "v6"}, time.Now())
+	stats, err := features.Get(ctx, nil, []string{"v0", "v1", "v2", "v3", "v4", "v5", "v6"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

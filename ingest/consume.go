@@ -154,23 +154,39 @@ func (b *Bus) startConsumer(ctx context.Context, stream string, cfg ConsumerConf
 // the stream when it started (state rebuilt after a restart).
 func (c *Consumer) CaughtUp() bool { return c.caughtUp.Load() }
 
+// consumedBatch is what the loop gathered for one apply: the messages to
+// acknowledge together and the events they carry.
+type consumedBatch struct {
+	msgs    []jetstream.Msg // decoded messages; corrupt ones were terminated
+	events  []event.Event
+	oldest  time.Time // earliest stream timestamp, for the visibility metric
+	pending uint64    // messages left in the stream after the latest one
+	lastSeq uint64    // highest stream sequence handled, corrupt ones included
+}
+
+// full reports whether the batch reached the configured size: in events,
+// since an impressions message carries a whole page of them.
+func (b *consumedBatch) full(size int) bool {
+	return len(b.events) >= size || len(b.msgs) >= size
+}
+
 func (c *Consumer) loop() {
 	defer c.wg.Done()
-	batch := make([]jetstream.Msg, 0, c.cfg.Batch)
+	var msgs []jetstream.Msg
 	for {
-		batch = batch[:0]
+		b := consumedBatch{msgs: msgs[:0]}
 		select {
 		case msg := <-c.msgs:
-			batch = append(batch, msg)
+			c.add(&b, msg)
 		case <-c.stopped:
 			return
 		}
 		linger := time.NewTimer(c.cfg.Linger)
 	fill:
-		for len(batch) < c.cfg.Batch {
+		for !b.full(c.cfg.Batch) {
 			select {
 			case msg := <-c.msgs:
-				batch = append(batch, msg)
+				c.add(&b, msg)
 			case <-linger.C:
 				break fill
 			case <-c.stopped:
@@ -178,82 +194,94 @@ func (c *Consumer) loop() {
 			}
 		}
 		linger.Stop()
-		c.process(batch)
+		c.process(&b)
+		msgs = b.msgs
+		clear(msgs) // keep the slice, not the acknowledged messages
 	}
 }
 
-func (c *Consumer) process(batch []jetstream.Msg) {
-	events := make([]event.Event, 0, len(batch))
-	var oldest time.Time
-	var pending, lastSeq uint64
-	for _, msg := range batch {
-		var ev event.Event
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.ID == "" {
-			// Only the server publishes here, so this is corruption: keep
-			// it out of the way instead of redelivering it forever.
-			c.log.Error("undecodable event in stream, terminating it", zap.Error(err))
-			if c.cfg.Shared {
-				_ = msg.Term()
-			}
-			continue
+// add decodes msg into the batch. A message that does not decode is
+// corruption (only the server publishes here): it is logged and, on a
+// shared consumer, terminated instead of being redelivered forever. Its
+// position still counts as handled, so it cannot hold back CaughtUp.
+func (c *Consumer) add(b *consumedBatch, msg jetstream.Msg) {
+	if md, err := msg.Metadata(); err == nil {
+		if b.oldest.IsZero() || md.Timestamp.Before(b.oldest) {
+			b.oldest = md.Timestamp
 		}
-		events = append(events, ev)
-		if md, err := msg.Metadata(); err == nil {
-			if oldest.IsZero() || md.Timestamp.Before(oldest) {
-				oldest = md.Timestamp
-			}
-			pending = md.NumPending
-			lastSeq = max(lastSeq, md.Sequence.Stream)
+		b.pending = md.NumPending
+		b.lastSeq = max(b.lastSeq, md.Sequence.Stream)
+	}
+	events, err := appendMessageEvents(b.events, msg.Data())
+	if err != nil {
+		c.log.Error("undecodable message in stream, terminating it", zap.Error(err))
+		if c.cfg.Shared {
+			_ = msg.Term()
+		}
+		return
+	}
+	b.events = events
+	b.msgs = append(b.msgs, msg)
+}
+
+func (c *Consumer) process(b *consumedBatch) {
+	if len(b.events) > 0 && !c.applyUntilDone(b) {
+		return
+	}
+	if c.cfg.Shared {
+		for _, msg := range b.msgs {
+			_ = msg.Ack()
 		}
 	}
+	if c.metrics.Applied != nil {
+		c.metrics.Applied(c.stream, len(b.events))
+	}
+	if c.metrics.Visible != nil && !b.oldest.IsZero() {
+		c.metrics.Visible(c.stream, time.Since(b.oldest))
+	}
+	if b.lastSeq > c.applied.Load() {
+		c.applied.Store(b.lastSeq)
+	}
+	if c.metrics.Lag != nil {
+		c.metrics.Lag(c.stream, b.pending)
+	}
+	if b.pending == 0 {
+		c.caughtUp.Store(true)
+	}
+}
+
+// applyUntilDone applies the batch's events, retrying with backoff. It
+// reports false when the batch was handed back instead (a shared consumer
+// naks it for any replica to take) or the consumer is stopping.
+func (c *Consumer) applyUntilDone(b *consumedBatch) bool {
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
-		err := c.apply(ctx, events)
+		err := c.apply(ctx, b.events)
 		cancel()
 		if err == nil {
 			if c.metrics.ApplyLatency != nil {
 				c.metrics.ApplyLatency(c.stream, time.Since(start))
 			}
-			break
+			return true
 		}
 		if c.metrics.Failed != nil {
-			c.metrics.Failed(c.stream, len(events))
+			c.metrics.Failed(c.stream, len(b.events))
 		}
-		c.log.Warn("applying events failed; will retry", zap.Error(err), zap.Int("events", len(events)), zap.Int("attempt", attempt))
+		c.log.Warn("applying events failed; will retry", zap.Error(err), zap.Int("events", len(b.events)), zap.Int("attempt", attempt))
 		if c.cfg.Shared {
 			// Let another replica (or this one, later) take them: the
 			// stores are idempotent per event id.
-			for _, msg := range batch {
+			for _, msg := range b.msgs {
 				_ = msg.NakWithDelay(backoff(attempt))
 			}
-			return
+			return false
 		}
 		select {
 		case <-time.After(backoff(attempt)):
 		case <-c.stopped:
-			return
+			return false
 		}
-	}
-	if c.cfg.Shared {
-		for _, msg := range batch {
-			_ = msg.Ack()
-		}
-	}
-	if c.metrics.Applied != nil {
-		c.metrics.Applied(c.stream, len(events))
-	}
-	if c.metrics.Visible != nil && !oldest.IsZero() {
-		c.metrics.Visible(c.stream, time.Since(oldest))
-	}
-	if lastSeq > c.applied.Load() {
-		c.applied.Store(lastSeq)
-	}
-	if c.metrics.Lag != nil {
-		c.metrics.Lag(c.stream, pending)
-	}
-	if pending == 0 {
-		c.caughtUp.Store(true)
 	}
 }
 
@@ -273,18 +301,18 @@ func (c *Consumer) Stop() {
 	}
 	close(c.stopped)
 	c.wg.Wait()
-	var rest []jetstream.Msg
+	var rest consumedBatch
 	for {
 		select {
 		case msg := <-c.msgs:
-			rest = append(rest, msg)
+			c.add(&rest, msg)
 			continue
 		default:
 		}
 		break
 	}
-	if len(rest) > 0 {
-		c.process(rest)
+	if len(rest.msgs) > 0 {
+		c.process(&rest)
 	}
 }
 

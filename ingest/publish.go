@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,10 +46,10 @@ var ErrUnavailable = errors.New("event stream unavailable")
 // returns only when the stream acknowledged every event, or with an error
 // wrapping ErrUnavailable when it could not.
 func (b *Bus) PublishEvents(ctx context.Context, events []event.Event) (PublishResult, error) {
-	return b.publishBatch(ctx, b.EventsSubject(), events)
+	return b.publishBatch(ctx, events)
 }
 
-func (b *Bus) publishBatch(ctx context.Context, subject string, events []event.Event) (PublishResult, error) {
+func (b *Bus) publishBatch(ctx context.Context, events []event.Event) (PublishResult, error) {
 	var res PublishResult
 	if !b.nc.IsConnected() {
 		return res, fmt.Errorf("%w: nats not connected", ErrUnavailable)
@@ -61,7 +62,7 @@ func (b *Bus) publishBatch(ctx context.Context, subject string, events []event.E
 		if err != nil {
 			return res, fmt.Errorf("encode event %d: %w", i, err)
 		}
-		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: b.EventsSubject(), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, events[i].ID)
 		f, err := b.js.PublishMsgAsync(msg, jetstream.WithStallWait(b.cfg.PublishTimeout))
 		if err != nil {
@@ -72,9 +73,7 @@ func (b *Bus) publishBatch(ctx context.Context, subject string, events []event.E
 	for _, f := range futures {
 		select {
 		case ack := <-f.Ok():
-			if subject == b.EventsSubject() {
-				for cur := b.storedSeq.Load(); ack.Sequence > cur && !b.storedSeq.CompareAndSwap(cur, ack.Sequence); cur = b.storedSeq.Load() {
-				}
+			for cur := b.storedSeq.Load(); ack.Sequence > cur && !b.storedSeq.CompareAndSwap(cur, ack.Sequence); cur = b.storedSeq.Load() {
 			}
 			if ack.Duplicate {
 				res.Duplicates++
@@ -182,6 +181,7 @@ func parallel(ctx context.Context, n, width int, fn func(context.Context, int) e
 // ImpressionSink publishes what the feed served, asynchronously: the feed
 // must never wait on or fail because of it. When the buffer is full,
 // impressions are dropped and counted rather than blocking a request.
+// Each served page is one message (see pageMessage).
 type ImpressionSink struct {
 	bus     *Bus
 	ch      chan []event.Event
@@ -220,23 +220,125 @@ func (s *ImpressionSink) Publish(_ context.Context, events []event.Event) {
 	}
 }
 
+// maxPagesPerFlush bounds how many queued pages one flush publishes before
+// waiting for their acknowledgements: enough to keep a round trip per
+// flush instead of per page, well under the client's 4000 pending async
+// publishes.
+const maxPagesPerFlush = 256
+
 func (s *ImpressionSink) run() {
 	defer close(s.done)
 	var lastWarn time.Time
-	for batch := range s.ch {
-		ctx, cancel := context.WithTimeout(context.Background(), s.bus.cfg.PublishTimeout)
-		_, err := s.bus.publishBatch(ctx, s.bus.ImpressionsSubject(), batch)
-		cancel()
-		if err != nil {
-			if s.dropped != nil {
-				s.dropped(len(batch))
-			}
-			if time.Since(lastWarn) > 10*time.Second {
-				s.log.Warn("impressions not published", zap.Error(err), zap.Int("events", len(batch)))
-				lastWarn = time.Now()
-			}
+	pages := make([][]event.Event, 0, maxPagesPerFlush)
+	for page := range s.ch {
+		pages = s.appendQueued(append(pages[:0], page))
+		lost, err := s.bus.publishPages(pages)
+		clear(pages) // the sink owns the events: let them go before blocking again
+		if lost == 0 {
+			continue
+		}
+		if s.dropped != nil {
+			s.dropped(lost)
+		}
+		if time.Since(lastWarn) > 10*time.Second {
+			s.log.Warn("impressions not published", zap.Error(err), zap.Int("events", lost))
+			lastWarn = time.Now()
 		}
 	}
+}
+
+// appendQueued takes the pages already waiting, without blocking, so that
+// under load one flush carries many pages.
+func (s *ImpressionSink) appendQueued(pages [][]event.Event) [][]event.Event {
+	for len(pages) < maxPagesPerFlush {
+		select {
+		case page, ok := <-s.ch:
+			if !ok {
+				return pages
+			}
+			pages = append(pages, page)
+		default:
+			return pages
+		}
+	}
+	return pages
+}
+
+// publishPages stores each page of impressions as one message on the
+// impressions subject, all published before any acknowledgement is
+// awaited. It returns how many events the stream did not confirm, and the
+// first error.
+func (b *Bus) publishPages(pages [][]event.Event) (lost int, err error) {
+	if !b.nc.IsConnected() {
+		return countEvents(pages), fmt.Errorf("%w: nats not connected", ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
+	defer cancel()
+	futures, unsent, sendErr := b.sendPages(pages)
+	unacked, ackErr := awaitPages(ctx, pages, futures)
+	return unsent + unacked, cmp.Or(sendErr, ackErr)
+}
+
+// sendPages publishes the pages without waiting for acknowledgements. It
+// returns one future per page (nil: not sent), how many events were not
+// sent, and the first error.
+func (b *Bus) sendPages(pages [][]event.Event) (futures []jetstream.PubAckFuture, unsent int, err error) {
+	futures = make([]jetstream.PubAckFuture, len(pages))
+	for i, page := range pages {
+		f, pubErr := b.publishPageAsync(page)
+		switch {
+		case errors.Is(pubErr, ErrUnavailable):
+			// The rest would fail the same way, each after its own stall
+			// wait, holding up Close for minutes.
+			return futures, unsent + countEvents(pages[i:]), cmp.Or(err, pubErr)
+		case pubErr != nil: // this page does not encode; the others may
+			unsent += len(page)
+			err = cmp.Or(err, pubErr)
+		default:
+			futures[i] = f
+		}
+	}
+	return futures, unsent, err
+}
+
+// awaitPages waits for the acknowledgements of the pages sent and returns
+// how many events the stream did not confirm, and the first error.
+func awaitPages(ctx context.Context, pages [][]event.Event, futures []jetstream.PubAckFuture) (unacked int, err error) {
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok(): // stored, or a duplicate already stored
+		case ackErr := <-f.Err():
+			unacked += len(pages[i])
+			err = cmp.Or(err, fmt.Errorf("%w: %v", ErrUnavailable, ackErr))
+		case <-ctx.Done():
+			unacked += len(pages[i])
+			err = cmp.Or(err, fmt.Errorf("%w: no acknowledgement: %v", ErrUnavailable, ctx.Err()))
+		}
+	}
+	return unacked, err
+}
+
+func (b *Bus) publishPageAsync(page []event.Event) (jetstream.PubAckFuture, error) {
+	msg, err := pageMessage(b.ImpressionsSubject(), page)
+	if err != nil {
+		return nil, err
+	}
+	f, err := b.js.PublishMsgAsync(msg, jetstream.WithStallWait(b.cfg.PublishTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return f, nil
+}
+
+func countEvents(pages [][]event.Event) int {
+	n := 0
+	for _, page := range pages {
+		n += len(page)
+	}
+	return n
 }
 
 // Close flushes buffered impressions and stops.

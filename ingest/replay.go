@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -45,6 +44,7 @@ func (l *EventLog) Replay(ctx context.Context, since time.Time, fn func(event.Ev
 	if err != nil {
 		return fmt.Errorf("replay consumer: %w", err)
 	}
+	var events []event.Event
 	for {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
@@ -57,10 +57,15 @@ func (l *EventLog) Replay(ctx context.Context, since time.Time, fn func(event.Ev
 			if err != nil {
 				return err
 			}
-			var ev event.Event
-			if err := json.Unmarshal(msg.Data(), &ev); err == nil {
-				if err := fn(ev); err != nil {
-					return err
+			// Same decoding as the consumers, so the jobs read whatever
+			// shape the stores were built from; corrupt messages are
+			// skipped, as the consumers skip them.
+			events, err = appendMessageEvents(events[:0], msg.Data())
+			if err == nil {
+				for _, ev := range events {
+					if err := fn(ev); err != nil {
+						return err
+					}
 				}
 			}
 			if md.Sequence.Stream >= last || md.NumPending == 0 {
