@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -17,10 +18,13 @@ import (
 type Catalog struct {
 	mu    sync.RWMutex
 	slots []*Video
-	// published (unix ns) and quality by slot: the merge compares these
-	// without touching the videos themselves.
+	// published (unix ns), quality and region mask (see regions.go) by
+	// slot: searches order and filter on these without touching the videos
+	// themselves.
 	published []int64
 	quality   []float64
+	regions   []uint64
+	regionIDs regionIDs
 	byID      map[string]int32
 	users     map[string]*User
 	garbage   int
@@ -49,13 +53,14 @@ type listKey struct {
 // insert: a binary search and a memmove cost microseconds, where a lazy
 // re-sort of a large list would stall every reader for milliseconds.
 type postingList struct {
-	slots []int32 // quality desc, then newest first
-	fresh []int32 // newest first
+	slots []int32 // quality desc, then newest first (slotOrder)
+	fresh []int32 // newest first (slotOrder)
 }
 
 // New returns an empty catalog.
 func New() *Catalog {
-	return &Catalog{byID: map[string]int32{}, users: map[string]*User{}, lists: map[listKey]*postingList{}}
+	return &Catalog{byID: map[string]int32{}, users: map[string]*User{}, lists: map[listKey]*postingList{},
+		regionIDs: regionIDs{}}
 }
 
 // Name identifies the memory index in metrics and debug output.
@@ -104,17 +109,17 @@ func (c *Catalog) insertByQuality(l *postingList, slot int32) {
 		l.fresh = append(l.fresh, slot)
 		return
 	}
-	i := sort.Search(len(l.slots), func(i int) bool { return !c.lessQuality(l.slots[i], slot) })
+	byQuality, byFresh := c.order(SortByQuality), c.order(SortByFresh)
+	i := sort.Search(len(l.slots), func(i int) bool { return !byQuality.before(l.slots[i], slot) })
 	l.slots = slices.Insert(l.slots, i, slot)
-	j := sort.Search(len(l.fresh), func(i int) bool { return !c.lessFresh(l.fresh[i], slot) })
+	j := sort.Search(len(l.fresh), func(i int) bool { return !byFresh.before(l.fresh[i], slot) })
 	l.fresh = slices.Insert(l.fresh, j, slot)
 }
 
-func (c *Catalog) lessFresh(a, b int32) bool { return c.published[a] > c.published[b] }
-
 // BeginBulk starts a bulk load (the catalog stream's replay at start):
 // inserts append without ordering, so loading n videos costs O(n log n)
-// instead of O(n²). Searches return unordered results until EndBulk.
+// instead of O(n²). Searches return unordered results (each match once)
+// until EndBulk.
 func (c *Catalog) BeginBulk() {
 	c.mu.Lock()
 	c.bulk = true
@@ -129,24 +134,15 @@ func (c *Catalog) EndBulk() {
 		return
 	}
 	c.bulk = false
+	byQuality, byFresh := c.order(SortByQuality), c.order(SortByFresh)
 	order := func(l *postingList) {
-		slices.SortFunc(l.slots, func(a, b int32) int { return cmpBy(c.lessQuality, a, b) })
-		slices.SortFunc(l.fresh, func(a, b int32) int { return cmpBy(c.lessFresh, a, b) })
+		slices.SortFunc(l.slots, byQuality.compare)
+		slices.SortFunc(l.fresh, byFresh.compare)
 	}
 	order(&c.all)
 	for _, l := range c.lists {
 		order(l)
 	}
-}
-
-func cmpBy(less func(a, b int32) bool, a, b int32) int {
-	switch {
-	case less(a, b):
-		return -1
-	case less(b, a):
-		return 1
-	}
-	return 0
 }
 
 // Delete removes a video; it reports whether it existed.
@@ -177,6 +173,8 @@ func (c *Catalog) maybeCompact() {
 	c.slots = c.slots[:0]
 	c.published = c.published[:0]
 	c.quality = c.quality[:0]
+	c.regions = c.regions[:0]
+	c.regionIDs = regionIDs{} // re-interned from live videos: regions nobody lists give their bits back
 	c.byID = make(map[string]int32, len(live))
 	c.lists = map[listKey]*postingList{}
 	c.all = postingList{}
@@ -189,10 +187,21 @@ func (c *Catalog) maybeCompact() {
 func (c *Catalog) appendSlot(v *Video) int32 {
 	slot := int32(len(c.slots))
 	c.slots = append(c.slots, v)
-	c.published = append(c.published, v.PublishedAt.UnixNano())
-	c.quality = append(c.quality, v.Quality)
+	c.published = append(c.published, unixNanos(v.PublishedAt))
+	c.quality = append(c.quality, orderableQuality(v.Quality))
+	c.regions = append(c.regions, c.regionIDs.mask(v.Regions))
 	c.byID[v.ID] = slot
 	return slot
+}
+
+// orderableQuality maps NaN (Validate rejects it, Upsert does not) below
+// every quality: a NaN compares unequal yet neither greater nor smaller,
+// which would break the strict order posting lists and the merge rely on.
+func orderableQuality(q float64) float64 {
+	if math.IsNaN(q) {
+		return math.Inf(-1)
+	}
+	return q
 }
 
 // Get returns a video by id.
@@ -247,29 +256,6 @@ func (c *Catalog) Each(fn func(*Video) bool) {
 	}
 }
 
-// lessQuality orders slots by quality desc, then newest first. Empty
-// slots never reach it: lists are merged past them.
-func (c *Catalog) lessQuality(a, b int32) bool {
-	if qa, qb := c.quality[a], c.quality[b]; qa != qb {
-		return qa > qb
-	}
-	return c.published[a] > c.published[b]
-}
-
-func queryKeys(q *Query) []listKey {
-	keys := make([]listKey, 0, len(q.Tags)+len(q.Categories)+len(q.Uploaders))
-	for _, t := range q.Tags {
-		keys = append(keys, listKey{listTag, t})
-	}
-	for _, t := range q.Categories {
-		keys = append(keys, listKey{listCategory, t})
-	}
-	for _, t := range q.Uploaders {
-		keys = append(keys, listKey{listUploader, t})
-	}
-	return keys
-}
-
 // Search implements Retriever over the posting lists.
 func (c *Catalog) Search(ctx context.Context, q Query) ([]string, error) {
 	vids := c.SearchVideos(q)
@@ -278,136 +264,4 @@ func (c *Catalog) Search(ctx context.Context, q Query) ([]string, error) {
 		ids[i] = v.ID
 	}
 	return ids, nil
-}
-
-// SearchVideos is Search returning the videos themselves, for in-process
-// callers that would otherwise look every id up again.
-func (c *Catalog) SearchVideos(q Query) []*Video {
-	if q.Limit <= 0 {
-		return nil
-	}
-	keys := queryKeys(&q)
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-
-	match := func(v *Video) bool {
-		if v == nil || !v.AllowedIn(q.Region) {
-			return false
-		}
-		if !q.PublishedAfter.IsZero() && v.PublishedAt.Before(q.PublishedAfter) {
-			return false
-		}
-		if !q.PublishedBefore.IsZero() && v.PublishedAt.After(q.PublishedBefore) {
-			return false
-		}
-		return true
-	}
-
-	fresh := q.Sort == SortByFresh
-	less := c.lessQuality
-	if fresh {
-		less = c.lessFresh
-	}
-	order := func(l *postingList) []int32 {
-		if fresh {
-			return l.fresh
-		}
-		return l.slots
-	}
-	var lists [][]int32
-	if len(keys) == 0 {
-		lists = [][]int32{order(&c.all)}
-	} else {
-		for _, k := range keys {
-			if l := c.lists[k]; l != nil {
-				lists = append(lists, order(l))
-			}
-		}
-	}
-	// k-way merge of lists sorted the same way (a heap of list heads),
-	// deduplicated.
-	out := make([]*Video, 0, min(q.Limit, 1024))
-	var seen map[int32]struct{}
-	if len(lists) > 1 {
-		seen = make(map[int32]struct{}, min(q.Limit, 1024))
-	}
-	h := mergeHeap{less: less, slots: c.slots}
-	for _, l := range lists {
-		h.push(l)
-	}
-	for len(out) < q.Limit && len(h.heads) > 0 {
-		slot := h.pop()
-		if seen != nil {
-			if _, dup := seen[slot]; dup {
-				continue
-			}
-			seen[slot] = struct{}{}
-		}
-		v := c.slots[slot]
-		if fresh && !q.PublishedAfter.IsZero() && v.PublishedAt.Before(q.PublishedAfter) {
-			break // newest first: nothing older can match
-		}
-		if match(v) {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// mergeHeap is a binary min-heap of posting-list cursors, ordered by their
-// current slot; empty slots (deleted videos) are skipped.
-type mergeHeap struct {
-	heads [][]int32
-	less  func(a, b int32) bool
-	slots []*Video
-}
-
-func (h *mergeHeap) skipEmpty(l []int32) []int32 {
-	for len(l) > 0 && h.slots[l[0]] == nil {
-		l = l[1:]
-	}
-	return l
-}
-
-func (h *mergeHeap) push(l []int32) {
-	if l = h.skipEmpty(l); len(l) == 0 {
-		return
-	}
-	h.heads = append(h.heads, l)
-	for i := len(h.heads) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if !h.less(h.heads[i][0], h.heads[parent][0]) {
-			break
-		}
-		h.heads[i], h.heads[parent] = h.heads[parent], h.heads[i]
-		i = parent
-	}
-}
-
-// pop returns the best slot and advances its list.
-func (h *mergeHeap) pop() int32 {
-	top := h.heads[0]
-	slot := top[0]
-	if rest := h.skipEmpty(top[1:]); len(rest) > 0 {
-		h.heads[0] = rest
-	} else {
-		last := len(h.heads) - 1
-		h.heads[0] = h.heads[last]
-		h.heads = h.heads[:last]
-	}
-	for i, n := 0, len(h.heads); ; {
-		l, r, best := 2*i+1, 2*i+2, i
-		if l < n && h.less(h.heads[l][0], h.heads[best][0]) {
-			best = l
-		}
-		if r < n && h.less(h.heads[r][0], h.heads[best][0]) {
-			best = r
-		}
-		if best == i {
-			break
-		}
-		h.heads[i], h.heads[best] = h.heads[best], h.heads[i]
-		i = best
-	}
-	return slot
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"reelfeed/catalog"
-	"reelfeed/profile"
 )
 
 // TagConfig tunes the tag branch.
@@ -175,10 +174,31 @@ func newVideoSearcher(cat *catalog.Catalog, retriever catalog.Retriever) (videoS
 	return videoSearcher{cat: cat, retriever: retriever, local: local}, nil
 }
 
-func (s videoSearcher) search(ctx context.Context, q catalog.Query) ([]*catalog.Video, error) {
+// scan calls visit with the videos q finds, best first, until visit returns
+// false. The in-memory catalog streams them, so a caller skipping videos
+// the user saw reads each list once and stops when it has enough; visit
+// then runs under the catalog's read lock and must not call the catalog.
+// A remote retriever answers q.Limit ids at once, visited after.
+func (s videoSearcher) scan(ctx context.Context, q catalog.Query, visit func(*catalog.Video) bool) error {
 	if s.local {
-		return s.cat.SearchVideos(q), ctx.Err()
+		s.cat.ScanVideos(q, visit)
+		return ctx.Err()
 	}
+	res, err := s.search(ctx, q)
+	if err != nil {
+		return err
+	}
+	for _, v := range res {
+		if !visit(v) {
+			break
+		}
+	}
+	return nil
+}
+
+// search asks the retriever and resolves its ids through the catalog (the
+// path for remote retrievers: local ones are scanned).
+func (s videoSearcher) search(ctx context.Context, q catalog.Query) ([]*catalog.Video, error) {
 	ids, err := s.retriever.Search(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("recall: %s retriever: %w", s.retriever.Name(), err)
@@ -190,16 +210,6 @@ func (s videoSearcher) search(ctx context.Context, q catalog.Query) ([]*catalog.
 		}
 	}
 	return out, nil
-}
-
-// alreadySeen reports whether the profile says the user played or was
-// shown the video: recall skips those so its quota goes to new material.
-func alreadySeen(p *profile.Profile, id string) bool {
-	if _, ok := p.Played[id]; ok {
-		return true
-	}
-	_, ok := p.Shown[id]
-	return ok
 }
 
 // interestRecall accumulates one branch's candidates across interests. A
@@ -243,9 +253,10 @@ func (ir *interestRecall) result(quota int) []Candidate {
 }
 
 // recallInterests spends quota across keys in proportion to their weights.
-// Each key's query is widened while its results are mostly videos the user
-// already saw, up to maxScan. Remote retrievers are queried concurrently,
-// once each, so the branch costs one round trip.
+// The in-memory catalog is scanned once per key, past the videos the user
+// already saw, until the key's share is taken or maxScan videos were read.
+// Remote retrievers are queried concurrently, once each with a fixed
+// over-fetch, so the branch costs one round trip.
 func (s videoSearcher) recallInterests(ctx context.Context, req *Request, ir *interestRecall, keys []interestKey,
 	quota, maxScan int, setKey func(q *catalog.Query, key []string)) error {
 	if quota <= 0 || len(keys) == 0 {
@@ -283,37 +294,41 @@ func (s videoSearcher) recallInterests(ctx context.Context, req *Request, ir *in
 	key := make([]string, 1) // the in-memory catalog does not keep it: reuse across queries
 	for i := range keys {
 		key[0] = keys[i].key
-		limit := 2 * shares[i]
 		taken := 0
-		for from := 0; ; {
-			res, err := s.search(ctx, query(key, limit))
-			if err != nil {
-				return err
+		err := s.scan(ctx, query(key, maxScan), func(v *catalog.Video) bool {
+			if takeVideo(req, ir, v, keys[i].weight) {
+				taken++
 			}
-			taken += takeInterest(req, ir, res[min(from, len(res)):], shares[i]-taken, keys[i].weight)
-			if taken >= shares[i] || len(res) < limit || limit >= maxScan {
-				break
-			}
-			from, limit = len(res), limit*4
+			return taken < shares[i]
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// takeInterest adds up to want unseen videos from res, scored by the
-// interest's weight and the video's quality; it returns how many were new.
+// takeInterest adds up to want unseen videos from res; it returns how many
+// were new.
 func takeInterest(req *Request, ir *interestRecall, res []*catalog.Video, want int, weight float64) int {
 	taken := 0
 	for _, v := range res {
 		if taken >= want {
 			break
 		}
-		if alreadySeen(req.Profile, v.ID) || v.UploaderID == req.UserID {
-			continue
-		}
-		if ir.add(v, weight*(0.5+0.5*v.Quality)) {
+		if takeVideo(req, ir, v, weight) {
 			taken++
 		}
 	}
 	return taken
+}
+
+// takeVideo adds v, found through an interest of the given weight and
+// scored by it and the video's quality, unless the user saw or uploaded
+// it; it reports whether v was new to the branch.
+func takeVideo(req *Request, ir *interestRecall, v *catalog.Video, weight float64) bool {
+	if req.Seen(v) || v.UploaderID == req.UserID {
+		return false
+	}
+	return ir.add(v, weight*(0.5+0.5*v.Quality))
 }

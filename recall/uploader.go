@@ -80,24 +80,21 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 		index[k.key] = i
 		shares[i] = max(1, int(math.Ceil(float64(quota)*k.weight/total)))
 	}
-	res, err := u.search.search(ctx, catalog.Query{Uploaders: uploaders, Region: req.Region,
-		PublishedBefore: req.Now, Sort: catalog.SortByFresh, Limit: u.cfg.MaxScan})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Candidate, 0, min(quota, len(res)))
-	for _, v := range res {
-		if len(out) == quota {
-			break
-		}
+	out := make([]Candidate, 0, min(quota, u.cfg.MaxScan))
+	err := u.search.scan(ctx, catalog.Query{Uploaders: uploaders, Region: req.Region,
+		PublishedBefore: req.Now, Sort: catalog.SortByFresh, Limit: u.cfg.MaxScan}, func(v *catalog.Video) bool {
 		k, ok := index[v.UploaderID]
-		if !ok || shares[k] == 0 || alreadySeen(p, v.ID) || v.UploaderID == req.UserID {
-			continue
+		if !ok || shares[k] == 0 || req.Seen(v) || v.UploaderID == req.UserID {
+			return true
 		}
 		shares[k]--
 		age := max(0, req.Now.Sub(v.PublishedAt).Hours())
 		out = append(out, Candidate{Video: v, Branch: u.Name(),
 			Score: keys[k].weight * (0.5 + 0.5*math.Exp2(-age/uploaderFreshHalfLifeHours))})
+		return len(out) < quota
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Candidate) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
