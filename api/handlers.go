@@ -203,7 +203,7 @@ func (s *Server) getVideo(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusNotFound, "not_found", "no video "+id, nil)
 		return
 	}
-	stats, err := s.d.Features.Get(r.Context(), []string{id}, s.d.Now())
+	stats, err := s.d.Features.Get(r.Context(), nil, []string{id}, s.d.Now())
 	if err != nil {
 		s.unavailable(w, "feature store", err)
 		return

@@ -33,6 +33,8 @@ type Video struct {
 	Regions     []string  `json:"regions"` // empty: allowed everywhere
 	Kind        Kind      `json:"kind"`
 	Quality     float64   `json:"quality"` // editorial/model quality in [0,1]
+
+	key uint64 // IDKey(ID), set by Normalize (see Key)
 }
 
 // Limits on video fields, so one bad upload cannot bloat every index.
@@ -57,6 +59,7 @@ func (v *Video) Normalize(now time.Time) {
 	v.Tags = canonicalSet(v.Tags)
 	v.Regions = canonicalSet(v.Regions)
 	v.Category = strings.ToLower(strings.TrimSpace(v.Category))
+	v.key = IDKey(v.ID)
 }
 
 func canonicalSet(in []string) []string {

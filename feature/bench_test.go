@@ -123,7 +123,7 @@ func benchGet(b *testing.B, s feature.Store, videos int) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					st, err := s.Get(ctx, lists[i%len(lists)], clock.now(i))
+					st, err := s.Get(ctx, nil, lists[i%len(lists)], clock.now(i))
 					if err != nil {
 						b.Fatal(err)
 					}

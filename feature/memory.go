@@ -3,6 +3,7 @@ package feature
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -150,15 +151,18 @@ func (v *memoryVideo) read(nowMinute int64, dst *Stats) {
 // getStackIDs is the request size whose bookkeeping needs no heap.
 const getStackIDs = 512
 
-// Get returns stats for each id in order; unknown videos get zero counters.
-// Ids are grouped by shard so each shard is locked once: a lock is a full
-// memory fence, and between fences the lookups' cache misses overlap.
-func (m *Memory) Get(ctx context.Context, videoIDs []string, now time.Time) ([]Stats, error) {
+// Get appends stats for each id in order; unknown videos get zero
+// counters. Ids are grouped by shard so each shard is locked once: a lock
+// is a full memory fence, and between fences the lookups' cache misses
+// overlap.
+func (m *Memory) Get(ctx context.Context, dst []Stats, videoIDs []string, now time.Time) ([]Stats, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	nowMinute := minuteOf(now)
-	out := make([]Stats, len(videoIDs))
+	all := slices.Grow(dst, len(videoIDs))[:len(dst)+len(videoIDs)]
+	out := all[len(dst):]
+	clear(out)
 
 	var keyBuf, checkBuf [getStackIDs]uint64
 	var orderBuf [getStackIDs]int32
@@ -207,7 +211,7 @@ func (m *Memory) Get(ctx context.Context, videoIDs []string, now time.Time) ([]S
 		sh.mu.Unlock()
 		start = end
 	}
-	return out, nil
+	return all, nil
 }
 
 // Ping always succeeds: there is nothing to reach.

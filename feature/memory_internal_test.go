@@ -60,7 +60,7 @@ func TestMemoryMemoMatchesRecompute(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := start.Add(time.Duration(rng.Int64N(int64(32 * time.Hour))))
-		got, err := m.Get(ctx, videos, now)
+		got, err := m.Get(ctx, nil, videos, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestMemoryHonoursCancelledContext(t *testing.T) {
 	if _, err := m.Apply(ctx, []event.Event{{ID: "e", VideoID: "v", TS: time.Now()}}); err == nil {
 		t.Error("Apply with a cancelled context succeeded")
 	}
-	if _, err := m.Get(ctx, []string{"v"}, time.Now()); err == nil {
+	if _, err := m.Get(ctx, nil, []string{"v"}, time.Now()); err == nil {
 		t.Error("Get with a cancelled context succeeded")
 	}
 }

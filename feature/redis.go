@@ -350,13 +350,15 @@ func (r *Redis) runScripts(ctx context.Context, calls []scriptCall, run scriptRu
 	return missing, firstErr
 }
 
-// Get returns stats for each id in order; unknown videos get zero counters.
-func (r *Redis) Get(ctx context.Context, videoIDs []string, now time.Time) ([]Stats, error) {
+// Get appends stats for each id in order; unknown videos get zero counters.
+func (r *Redis) Get(ctx context.Context, dst []Stats, videoIDs []string, now time.Time) ([]Stats, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	nowMinute := minuteOf(now)
-	out := make([]Stats, len(videoIDs))
+	all := slices.Grow(dst, len(videoIDs))[:len(dst)+len(videoIDs)]
+	out := all[len(dst):]
+	clear(out)
 	var misses []int
 	wall := r.now()
 	for i, id := range videoIDs {
@@ -367,7 +369,7 @@ func (r *Redis) Get(ctx context.Context, videoIDs []string, now time.Time) ([]St
 		misses = append(misses, i)
 	}
 	if len(misses) == 0 {
-		return out, nil
+		return all, nil
 	}
 
 	// Taken before the round trip, so an entry's age never understates how
@@ -382,7 +384,7 @@ func (r *Redis) Get(ctx context.Context, videoIDs []string, now time.Time) ([]St
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("feature: redis get: %w", err)
+		return dst, fmt.Errorf("feature: redis get: %w", err)
 	}
 
 	parsed := make(map[string]*cacheEntry, len(cmdOf))
@@ -392,7 +394,7 @@ func (r *Redis) Get(ctx context.Context, videoIDs []string, now time.Time) ([]St
 		if !ok {
 			s, err := parseSeries(cmdOf[id].Val())
 			if err != nil {
-				return nil, fmt.Errorf("feature: redis get %q: %w", id, err)
+				return dst, fmt.Errorf("feature: redis get %q: %w", id, err)
 			}
 			e = &cacheEntry{fetched: fetched, series: s, minute: nowMinute}
 			e.hour, e.day = s.windows(nowMinute)
@@ -403,7 +405,7 @@ func (r *Redis) Get(ctx context.Context, videoIDs []string, now time.Time) ([]St
 		}
 		out[i].Hour, out[i].Day, out[i].Lifetime = e.hour, e.day, e.series.life
 	}
-	return out, nil
+	return all, nil
 }
 
 // parseSeries rebuilds a video's series from its hash. Fields it does not

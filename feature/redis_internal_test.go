@@ -28,7 +28,7 @@ func mustApply(t *testing.T, s Store, events ...event.Event) int {
 
 func lifetimePlays(t *testing.T, s Store, video string, now time.Time) int64 {
 	t.Helper()
-	st, err := s.Get(context.Background(), []string{video}, now)
+	st, err := s.Get(context.Background(), nil, []string{video}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +68,15 @@ func TestRedisCachedEntryServesOtherMinutes(t *testing.T) {
 		mustApply(t, plain, play("e"+strconv.Itoa(i), "v", t0.Add(time.Duration(i)*time.Minute)))
 	}
 	ids := []string{"v", "unknown", "v"}
-	if _, err := cached.Get(ctx, ids, t0); err != nil { // fills the cache at one minute
+	if _, err := cached.Get(ctx, nil, ids, t0); err != nil { // fills the cache at one minute
 		t.Fatal(err)
 	}
 	for _, d := range []time.Duration{0, 30 * time.Minute, 2 * time.Hour, 30 * time.Hour} {
-		want, err := plain.Get(ctx, ids, t0.Add(d))
+		want, err := plain.Get(ctx, nil, ids, t0.Add(d))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := cached.Get(ctx, ids, t0.Add(d))
+		got, err := cached.Get(ctx, nil, ids, t0.Add(d))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestRedisCacheIsBounded(t *testing.T) {
 		ids[i] = "v" + strconv.Itoa(i)
 	}
 	for i := 0; i < 3; i++ {
-		if _, err := r.Get(context.Background(), ids, time.Now()); err != nil {
+		if _, err := r.Get(context.Background(), nil, ids, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if n := r.cache.len(); n > capacity {
@@ -188,7 +188,7 @@ func TestRedisKeysShareHashTagAndStayCompact(t *testing.T) {
 	if enc := client.ObjectEncoding(ctx, ckey).Val(); enc != "listpack" && enc != "ziplist" {
 		t.Errorf("counters hash encoding %q, want the compact listpack", enc)
 	}
-	st, err := r.Get(ctx, []string{"vid}x"}, t0.Add(599*time.Minute))
+	st, err := r.Get(ctx, nil, []string{"vid}x"}, t0.Add(599*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestRedisReportsCorruptCounters(t *testing.T) {
 	client, prefix := testenv.Redis(t)
 	r := NewRedis(client, prefix, Config{})
 	client.HSet(ctx, r.countersKey("v"), "n", "100", "l", "1,x")
-	if _, err := r.Get(ctx, []string{"v"}, time.Now()); err == nil || !strings.Contains(err.Error(), `"v"`) {
+	if _, err := r.Get(ctx, nil, []string{"v"}, time.Now()); err == nil || !strings.Contains(err.Error(), `"v"`) {
 		t.Errorf("Get of a corrupt hash: err = %v, want an error naming the video", err)
 	}
 }

@@ -81,11 +81,11 @@ func TestBackendsAgree(t *testing.T) {
 	}
 	for i := 0; i < 60; i++ {
 		now := start.Add(time.Duration(rng.Int64N(int64(4 * 24 * time.Hour))))
-		want, err := mem.Get(ctx, videos, now)
+		want, err := mem.Get(ctx, nil, videos, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := red.Get(ctx, videos, now)
+		got, err := red.Get(ctx, nil, videos, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestRedisCacheServesAtMostTTL(t *testing.T) {
 	}
 	lifetime := func() int64 {
 		t.Helper()
-		st, err := reader.Get(ctx, []string{"v"}, now)
+		st, err := reader.Get(ctx, nil, []string{"v"}, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,7 @@ func BenchmarkRedisGet(b *testing.B) {
 	cached := feature.NewRedis(client, prefix, cfg)
 	for _, skewed := range []bool{false, true} {
 		for _, ids := range idLists(videos, skewed) {
-			if _, err := cached.Get(context.Background(), ids, benchNow); err != nil {
+			if _, err := cached.Get(context.Background(), nil, ids, benchNow); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -62,9 +62,10 @@ func (s Smoothing) InteractionRate(c event.Counts) float64 {
 // time: an event older than a window does not count in it.
 type Store interface {
 	Apply(ctx context.Context, events []event.Event) (applied int, err error)
-	// Get returns stats for each id, in order; unknown videos get zero
-	// counters. It is on the feed's hot path (hundreds of ids a request).
-	Get(ctx context.Context, videoIDs []string, now time.Time) ([]Stats, error)
+	// Get appends to dst the stats of each id, in order, and returns the
+	// extended slice; unknown videos get zero counters. It is on the feed's
+	// hot path (hundreds of ids a request): callers reuse dst.
+	Get(ctx context.Context, dst []Stats, videoIDs []string, now time.Time) ([]Stats, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -230,7 +230,7 @@ func New(deps Deps, cfg Config) (*Service, error) {
 	for _, name := range s.filterNames {
 		s.removed = append(s.removed, s.metrics.filterRemoved[name])
 	}
-	s.scratch.New = func() any { return &scratch{index: map[string]int32{}} }
+	s.scratch.New = func() any { return &scratch{index: map[uint64]int32{}} }
 	return s, nil
 }
 
@@ -242,9 +242,12 @@ type scratch struct {
 	results [][]recall.Candidate
 	pos     []int
 	cands   []filter.Candidate
-	index   map[string]int32 // every video considered this request → merge index
+	index   map[uint64]int32 // every video considered this request, by catalog.IDKey → merge index
 	items   []rank.Item
 	ids     []string
+	stats   []feature.Stats
+	played  catalog.IDSet // keys of the profile's Played set
+	shown   catalog.IDSet // keys of every video shown: profile and recently served
 	arms    []*compiledVariant
 	raw     []int
 	slots   []int
@@ -263,6 +266,7 @@ func (s *Service) putScratch(sc *scratch) {
 	clear(sc.index)
 	clear(sc.items)
 	clear(sc.ids)
+	clear(sc.stats)
 	clear(sc.arms)
 	clear(sc.fill)
 	clear(sc.extra)
@@ -307,8 +311,13 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 	sc.arms = knobs.assign(req.UserID, sc.arms[:0])
 	variant := variantLabel(sc.arms)
 	s.metrics.requests[string(segment)].Inc()
+	// What the user already played or was shown (the profile, plus what
+	// this process served that the profile does not know yet), indexed by
+	// catalog key once, so recall and filters test candidates cheaply.
+	view := &servedView{user: s.served.user(req.UserID, false), cutoff: now.Add(-s.cfg.RecentlyServed.TTL)}
+	indexSeen(prof, view, &sc.played, &sc.shown)
 	rreq := &recall.Request{UserID: req.UserID, Profile: prof, User: user, Region: req.Region,
-		Device: req.Device, Segment: segment, Now: now}
+		Device: req.Device, Segment: segment, Now: now, PlayedKeys: &sc.played, ShownKeys: &sc.shown}
 	clk.done(stageContext, 0, 0)
 
 	// ── 2. Recall: every branch at once, each within its budget. A branch
@@ -327,9 +336,9 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 	// near-duplicate). Already-shown videos are readmitted, least recently
 	// shown first, only when fewer than a page of unseen ones remain; they
 	// wait for the fill stage.
-	view := servedView{user: s.served.user(req.UserID, false), cutoff: now.Add(-s.cfg.RecentlyServed.TTL)}
 	freq := &filter.Request{UserID: req.UserID, Region: req.Region, Surface: req.Surface, Profile: prof,
-		Now: now, Need: req.Count, Blacklist: knobs.blacklist, Served: &view}
+		Now: now, Need: req.Count, Blacklist: knobs.blacklist, Served: view,
+		PlayedKeys: &sc.played, ShownKeys: &sc.shown}
 	kept := s.runFilters(ctx, freq, sc.cands, "filter", dbg, req.Debug, clk)
 	unseen := partitionUnseen(sc.cands[:kept])
 	readmitted := sc.cands[unseen:kept]
@@ -469,6 +478,20 @@ func (s *Service) normalize(req *Request) error {
 		return &ValidationError{Fields: bad}
 	}
 	return nil
+}
+
+// indexSeen fills played and shown with the keys of what the user played
+// and was shown.
+func indexSeen(p *profile.Profile, served *servedView, played, shown *catalog.IDSet) {
+	played.Reset(len(p.Played))
+	for id := range p.Played {
+		played.Add(catalog.IDKey(id))
+	}
+	shown.Reset(len(p.Shown))
+	for id := range p.Shown {
+		shown.Add(catalog.IDKey(id))
+	}
+	served.addKeys(shown)
 }
 
 // segmentOf classifies the user by engagement events (impressions alone
@@ -677,11 +700,12 @@ func (s *Service) merge(sc *scratch, results [][]recall.Candidate) []filter.Cand
 		if c.Video == nil {
 			continue
 		}
-		if i, dup := sc.index[c.Video.ID]; dup {
+		key := c.Video.Key()
+		if i, dup := sc.index[key]; dup {
 			cands[i].Branches |= 1 << best
 			continue
 		}
-		sc.index[c.Video.ID] = int32(len(cands))
+		sc.index[key] = int32(len(cands))
 		cands = append(cands, filter.Candidate{Video: c.Video, Branch: s.names[best], Branches: 1 << best})
 	}
 }
@@ -746,7 +770,8 @@ func (s *Service) loadFeatures(ctx context.Context, sc *scratch, items []rank.It
 	for i := range items {
 		sc.ids = append(sc.ids, items[i].Video.ID)
 	}
-	stats, err := s.features.Get(ctx, sc.ids, now)
+	stats, err := s.features.Get(ctx, sc.stats[:0], sc.ids, now)
+	sc.stats = stats
 	if err != nil {
 		return err
 	}

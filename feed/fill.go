@@ -108,10 +108,10 @@ func (s *Service) recallBackfill(ctx context.Context, rreq *recall.Request, sc *
 		if c.Video == nil {
 			continue
 		}
-		if _, seen := sc.index[c.Video.ID]; seen {
+		if _, seen := sc.index[c.Video.Key()]; seen {
 			continue
 		}
-		sc.index[c.Video.ID] = -1
+		sc.index[c.Video.Key()] = -1
 		dst = append(dst, filter.Candidate{Video: c.Video, Branch: backfillBranch})
 		bd.Candidates++
 	}
@@ -134,10 +134,10 @@ func (s *Service) scanCatalog(ctx context.Context, sc *scratch, freq *filter.Req
 		res := s.catalog.SearchVideos(catalog.Query{Region: freq.Region, Sort: catalog.SortByQuality, Limit: limit})
 		start := len(dst)
 		for _, v := range res[min(from, len(res)):] {
-			if _, seen := sc.index[v.ID]; seen {
+			if _, seen := sc.index[v.Key()]; seen {
 				continue
 			}
-			sc.index[v.ID] = -1
+			sc.index[v.Key()] = -1
 			dst = append(dst, filter.Candidate{Video: v, Branch: backfillBranch})
 		}
 		dst = dst[:start+s.runFilters(ctx, freq, dst[start:], "fill", dbg, debug, clk)]

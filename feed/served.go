@@ -3,6 +3,8 @@ package feed
 import (
 	"sync"
 	"time"
+
+	"reelfeed/catalog"
 )
 
 // servedShards spreads users over independently locked shards.
@@ -118,4 +120,18 @@ func (v *servedView) LastServed(videoID string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// addKeys adds the catalog keys of what was served since the view's cutoff.
+func (v *servedView) addKeys(set *catalog.IDSet) {
+	if v.user == nil {
+		return
+	}
+	v.user.mu.Lock()
+	defer v.user.mu.Unlock()
+	for id, at := range v.user.at {
+		if !at.Before(v.cutoff) {
+			set.Add(catalog.IDKey(id))
+		}
+	}
 }

@@ -41,6 +41,11 @@ type Request struct {
 	Need      int
 	Blacklist *Blacklist // nil: nothing blacklisted
 	Served    ServedLog  // nil: only the profile's Shown set counts
+	// PlayedKeys and ShownKeys, when set, hold the keys (catalog.IDKey) of
+	// Profile.Played and of every shown video (Profile.Shown plus what
+	// Served knows), so rules test most candidates without a string
+	// lookup; only a hit reads the maps. nil: the maps are read directly.
+	PlayedKeys, ShownKeys *catalog.IDSet
 }
 
 // ServedLog answers when this process last served a video to the request's

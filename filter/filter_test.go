@@ -113,6 +113,10 @@ func TestPredicateFilters(t *testing.T) {
 			cands(vid("mine", func(v *catalog.Video) { v.UploaderID = "u1" }), vid("theirs")), []string{"theirs"}},
 		{"played", Played{}, request(func(r *Request) { r.Profile.Played["p"] = now.Add(-time.Minute) }),
 			cands(vid("p"), vid("q")), []string{"q"}},
+		{"played, by key", Played{}, request(func(r *Request) {
+			r.Profile.Played["p"] = now.Add(-time.Minute)
+			r.PlayedKeys = keysOf(r.Profile.Played)
+		}), cands(vid("p"), vid("q")), []string{"q"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,36 +171,41 @@ func TestShownIsSoft(t *testing.T) {
 			map[string]time.Time{"a": now}, nil, []string{"a"}, []string{}, nil},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			req := request(func(r *Request) {
-				r.Need = tc.need
-				for k, v := range tc.shown {
-					r.Profile.Shown[k] = v
+		for _, withKeys := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/keys=%v", tc.name, withKeys), func(t *testing.T) {
+				req := request(func(r *Request) {
+					r.Need = tc.need
+					for k, v := range tc.shown {
+						r.Profile.Shown[k] = v
+					}
+					if tc.served != nil {
+						r.Served = tc.served
+					}
+					if withKeys {
+						r.ShownKeys = keysOf(tc.shown, tc.served)
+					}
+				})
+				var vs []*catalog.Video
+				for _, id := range tc.in {
+					vs = append(vs, vid(id))
 				}
-				if tc.served != nil {
-					r.Served = tc.served
+				in := cands(vs...)
+				n, _ := Shown{}.Apply(context.Background(), req, in)
+				kept := ids(in[:n])
+				if !slices.Equal(kept, tc.kept) {
+					t.Fatalf("kept %v, want %v", kept, tc.kept)
+				}
+				var re []string
+				for _, c := range in[:n] {
+					if c.Readmitted {
+						re = append(re, c.Video.ID)
+					}
+				}
+				if !slices.Equal(re, tc.readmitted) {
+					t.Fatalf("readmitted %v, want %v", re, tc.readmitted)
 				}
 			})
-			var vs []*catalog.Video
-			for _, id := range tc.in {
-				vs = append(vs, vid(id))
-			}
-			in := cands(vs...)
-			n, _ := Shown{}.Apply(context.Background(), req, in)
-			kept := ids(in[:n])
-			if !slices.Equal(kept, tc.kept) {
-				t.Fatalf("kept %v, want %v", kept, tc.kept)
-			}
-			var re []string
-			for _, c := range in[:n] {
-				if c.Readmitted {
-					re = append(re, c.Video.ID)
-				}
-			}
-			if !slices.Equal(re, tc.readmitted) {
-				t.Fatalf("readmitted %v, want %v", re, tc.readmitted)
-			}
-		})
+		}
 	}
 }
 
@@ -276,7 +285,7 @@ func TestNewVideoQuota(t *testing.T) {
 
 type failingStats struct{ feature.Store }
 
-func (failingStats) Get(context.Context, []string, time.Time) ([]feature.Stats, error) {
+func (failingStats) Get(context.Context, []feature.Stats, []string, time.Time) ([]feature.Stats, error) {
 	return nil, fmt.Errorf("redis down")
 }
 
@@ -322,4 +331,15 @@ func BenchmarkChain800(b *testing.B) {
 			n, _ = f.Apply(context.Background(), req, work[:n])
 		}
 	}
+}
+
+// keysOf indexes the ids of every map given, as the feed does per request.
+func keysOf[M ~map[string]time.Time](maps ...M) *catalog.IDSet {
+	var set catalog.IDSet
+	for _, m := range maps {
+		for id := range m {
+			set.Add(catalog.IDKey(id))
+		}
+	}
+	return &set
 }

@@ -38,7 +38,7 @@ func (f *NewVideoQuota) Apply(ctx context.Context, req *Request, cands []Candida
 	if len(ids) == 0 {
 		return len(cands), nil
 	}
-	stats, err := f.stats.Get(ctx, ids, req.Now)
+	stats, err := f.stats.Get(ctx, nil, ids, req.Now)
 	if err != nil {
 		return len(cands), fmt.Errorf("filter: new-video quota: %w", err)
 	}

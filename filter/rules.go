@@ -167,6 +167,9 @@ func (Played) Apply(_ context.Context, req *Request, cands []Candidate) (int, er
 	if len(played) == 0 {
 		return len(cands), nil
 	}
+	if keys := req.PlayedKeys; keys != nil {
+		return partition(cands, func(c *Candidate) bool { return !keys.HasVideo(c.Video) }), nil
+	}
 	return partition(cands, func(c *Candidate) bool {
 		_, seen := played[c.Video.ID]
 		return !seen

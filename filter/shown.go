@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"slices"
+	"time"
 )
 
 // Shown removes videos already shown to the user: those in the profile's
@@ -19,7 +20,12 @@ func (Shown) Apply(_ context.Context, req *Request, cands []Candidate) (int, err
 	if len(shown) == 0 && req.Served == nil {
 		return len(cands), nil
 	}
+	keys := req.ShownKeys
 	unseen := partition(cands, func(c *Candidate) bool {
+		if keys != nil && !keys.HasVideo(c.Video) {
+			c.LastShown = time.Time{}
+			return true
+		}
 		at, seen := shown[c.Video.ID]
 		if req.Served != nil {
 			if t, ok := req.Served.LastServed(c.Video.ID); ok && (!seen || t.After(at)) {

@@ -78,7 +78,7 @@ func (e *Explore) Recall(ctx context.Context, req *Request, quota int) ([]Candid
 	for i, idx := 0, start; i < n && len(out) < quota; i, idx = i+1, (idx+stride)%n {
 		v := pool[idx]
 		if known(v.Category) || taken[v.Category] >= perCategory ||
-			alreadySeen(p, v.ID) || v.UploaderID == req.UserID {
+			req.Seen(v) || v.UploaderID == req.UserID {
 			continue
 		}
 		taken[v.Category]++

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"reelfeed/catalog"
@@ -23,13 +25,16 @@ type FreshConfig struct {
 	// ImpressionQuota is the exposure a fresh upload is guaranteed: until
 	// its lifetime impressions reach it, the branch keeps proposing it.
 	ImpressionQuota int64 `json:"impression_quota" mapstructure:"impression_quota"`
-	// MaxScan bounds the fresh uploads examined per request.
+	// MaxScan bounds the fresh uploads examined per refresh, newest first.
 	MaxScan int `json:"max_scan" mapstructure:"max_scan"`
+	// Refresh is how long a region's pool of under-quota uploads is
+	// reused: a new upload waits at most this long for its first slot.
+	Refresh time.Duration `json:"refresh" mapstructure:"refresh"`
 }
 
 // DefaultFreshConfig returns the documented defaults.
 func DefaultFreshConfig() FreshConfig {
-	return FreshConfig{MaxAge: 48 * time.Hour, ImpressionQuota: 200, MaxScan: 600}
+	return FreshConfig{MaxAge: 48 * time.Hour, ImpressionQuota: 200, MaxScan: 600, Refresh: time.Second}
 }
 
 // Fresh gives new uploads guaranteed exposure: it proposes videos published
@@ -40,6 +45,7 @@ type Fresh struct {
 	cat   *catalog.Catalog
 	stats feature.Store
 	cfg   FreshConfig
+	pools freshPools
 }
 
 // NewFresh returns the fresh-upload branch.
@@ -47,8 +53,8 @@ func NewFresh(cat *catalog.Catalog, stats feature.Store, cfg FreshConfig) (*Fres
 	if cat == nil || stats == nil {
 		return nil, fmt.Errorf("recall: fresh branch needs a catalog and a feature store")
 	}
-	if cfg.MaxAge <= 0 || cfg.ImpressionQuota <= 0 || cfg.MaxScan <= 0 {
-		return nil, fmt.Errorf("recall: fresh config invalid: max_age, impression_quota and max_scan must be > 0")
+	if cfg.MaxAge <= 0 || cfg.ImpressionQuota <= 0 || cfg.MaxScan <= 0 || cfg.Refresh < 0 {
+		return nil, fmt.Errorf("recall: fresh config invalid: max_age, impression_quota and max_scan must be > 0, refresh >= 0")
 	}
 	return &Fresh{cat: cat, stats: stats, cfg: cfg}, nil
 }
@@ -58,49 +64,128 @@ var _ Source = (*Fresh)(nil)
 // Name implements Source.
 func (*Fresh) Name() string { return FreshBranch }
 
-// Recall implements Source.
+// Recall implements Source. The under-quota pool is shared by every
+// request of a region and refreshed at most every cfg.Refresh, so a
+// request only skips what its user already saw; the feed's new-video
+// quota filter re-checks live impressions for whatever this proposes.
 func (f *Fresh) Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error) {
 	if quota <= 0 {
 		return nil, nil
 	}
-	q := catalog.Query{Region: req.Region, Sort: catalog.SortByFresh,
-		PublishedAfter: req.Now.Add(-f.cfg.MaxAge), PublishedBefore: req.Now, Limit: min(3*quota, f.cfg.MaxScan)}
-	out := make([]Candidate, 0, quota)
-	var ids []string
-	var fresh []*catalog.Video
-	// Widen the scan while most of the newest uploads already had their
-	// exposure: the quota must not starve older fresh uploads.
-	for from := 0; ; {
-		res := f.cat.SearchVideos(q)
-		ids, fresh = ids[:0], fresh[:0]
-		for _, v := range res[min(from, len(res)):] {
-			if alreadySeen(req.Profile, v.ID) || v.UploaderID == req.UserID {
-				continue
-			}
-			ids = append(ids, v.ID)
-			fresh = append(fresh, v)
-		}
-		if len(ids) > 0 {
-			stats, err := f.stats.Get(ctx, ids, req.Now)
-			if err != nil {
-				return nil, fmt.Errorf("recall: fresh: %w", err)
-			}
-			for i, st := range stats {
-				shown := st.Lifetime[event.Impression]
-				if shown >= f.cfg.ImpressionQuota {
-					continue
-				}
-				remaining := 1 - float64(shown)/float64(f.cfg.ImpressionQuota)
-				out = append(out, Candidate{Video: fresh[i], Branch: FreshBranch, Score: remaining})
-			}
-		}
-		if len(out) >= quota || len(res) < q.Limit || q.Limit >= f.cfg.MaxScan {
+	pool, err := f.pools.get(ctx, f, req.Region, req.Now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Candidate, 0, min(quota, len(pool.cands)))
+	for _, c := range pool.cands {
+		if len(out) == quota {
 			break
 		}
-		from, q.Limit = len(res), min(4*q.Limit, f.cfg.MaxScan)
+		if req.Seen(c.Video) || c.Video.UploaderID == req.UserID {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, ctx.Err()
+}
+
+// freshSnapshot is a region's under-quota fresh uploads, least exposed
+// first, as of a moment.
+type freshSnapshot struct {
+	builtAt time.Time // wall clock
+	asOf    time.Time // the business time it was computed for
+	cands   []Candidate
+}
+
+func (s *freshSnapshot) current(ttl time.Duration, now time.Time) bool {
+	if s == nil {
+		return false
+	}
+	drift := now.Sub(s.asOf)
+	return time.Since(s.builtAt) < ttl && drift < ttl && drift > -ttl
+}
+
+// maxFreshRegions bounds the cached pools: the region comes from the
+// request, so an unbounded map would let callers grow memory at will.
+const maxFreshRegions = 1024
+
+// freshPools caches one snapshot per region. Refreshing is single-flight
+// per region: while one request rebuilds, others serve the previous
+// snapshot instead of all scanning at once.
+type freshPools struct {
+	mu       sync.Mutex
+	byRegion map[string]*freshPool
+}
+
+type freshPool struct {
+	building sync.Mutex
+	snap     atomic.Pointer[freshSnapshot]
+}
+
+func (p *freshPools) entry(region string) *freshPool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.byRegion[region]; ok {
+		return e
+	}
+	if p.byRegion == nil || len(p.byRegion) >= maxFreshRegions {
+		p.byRegion = make(map[string]*freshPool) // a flood of odd regions: start over rather than grow
+	}
+	e := &freshPool{}
+	p.byRegion[region] = e
+	return e
+}
+
+func (p *freshPools) get(ctx context.Context, f *Fresh, region string, now time.Time) (*freshSnapshot, error) {
+	e := p.entry(region)
+	if s := e.snap.Load(); s.current(f.cfg.Refresh, now) {
+		return s, nil
+	}
+	if !e.building.TryLock() {
+		if s := e.snap.Load(); s != nil {
+			return s, nil // being rebuilt: the previous one is at most moments older
+		}
+		e.building.Lock() // nothing to serve yet: wait for the first build
+	}
+	defer e.building.Unlock()
+	if s := e.snap.Load(); s.current(f.cfg.Refresh, now) {
+		return s, nil // built while this request waited
+	}
+	s, err := f.build(ctx, region, now)
+	if err != nil {
+		return nil, err
+	}
+	e.snap.Store(s)
+	return s, nil
+}
+
+// build scans the newest uploads of a region (up to MaxScan) and keeps
+// those under their impression quota.
+func (f *Fresh) build(ctx context.Context, region string, now time.Time) (*freshSnapshot, error) {
+	vids := f.cat.SearchVideos(catalog.Query{Region: region, Sort: catalog.SortByFresh,
+		PublishedAfter: now.Add(-f.cfg.MaxAge), PublishedBefore: now, Limit: f.cfg.MaxScan})
+	s := &freshSnapshot{builtAt: time.Now(), asOf: now}
+	if len(vids) == 0 {
+		return s, nil
+	}
+	ids := make([]string, len(vids))
+	for i, v := range vids {
+		ids[i] = v.ID
+	}
+	stats, err := f.stats.Get(ctx, nil, ids, now)
+	if err != nil {
+		return nil, fmt.Errorf("recall: fresh: %w", err)
+	}
+	for i, st := range stats {
+		shown := st.Lifetime[event.Impression]
+		if shown >= f.cfg.ImpressionQuota {
+			continue
+		}
+		remaining := 1 - float64(shown)/float64(f.cfg.ImpressionQuota)
+		s.cands = append(s.cands, Candidate{Video: vids[i], Branch: FreshBranch, Score: remaining})
 	}
 	// Least exposed first; among equals, the newest.
-	slices.SortFunc(out, func(a, b Candidate) int {
+	slices.SortFunc(s.cands, func(a, b Candidate) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
 			return c
 		}
@@ -109,8 +194,5 @@ func (f *Fresh) Recall(ctx context.Context, req *Request, quota int) ([]Candidat
 		}
 		return cmp.Compare(a.Video.ID, b.Video.ID)
 	})
-	if len(out) > quota {
-		out = out[:quota]
-	}
-	return out, ctx.Err()
+	return s, nil
 }

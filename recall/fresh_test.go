@@ -78,3 +78,95 @@ func TestFreshGuaranteesExposureUntilQuota(t *testing.T) {
 		t.Fatalf("want the 11 fresh under-quota videos, most exposed (f08) last: %v", ids)
 	}
 }
+
+// The under-quota pool is shared across requests for cfg.Refresh: a new
+// upload appears once the pool is rebuilt, and a moved business clock
+// rebuilds it at once.
+func TestFreshPoolRefresh(t *testing.T) {
+	ctx := context.Background()
+	upload := func(cat *catalog.Catalog, id string, at time.Time) {
+		v := brVideo(id, "c", "up-"+id, 0.5)
+		v.PublishedAt = at
+		cat.Upsert(v)
+	}
+	recallIDs := func(t *testing.T, src *recall.Fresh, now time.Time) []string {
+		t.Helper()
+		req := brRequest(brProfile("u"))
+		req.Now = now
+		got, err := src.Recall(ctx, req, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return brIDs(got)
+	}
+	stats := feature.NewMemory(feature.DefaultConfig())
+	defer stats.Close()
+
+	for _, tc := range []struct {
+		name        string
+		refresh     time.Duration
+		wantAtOnce  bool
+		wantOnClock bool
+	}{
+		{"rebuilt every request", 0, true, true},
+		{"reused for an hour", time.Hour, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cat := catalog.New()
+			upload(cat, "first", brNow.Add(-time.Hour))
+			cfg := recall.DefaultFreshConfig()
+			cfg.Refresh = tc.refresh
+			src, err := recall.NewFresh(cat, stats, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := recallIDs(t, src, brNow); !slices.Equal(got, []string{"first"}) {
+				t.Fatalf("got %v", got)
+			}
+			upload(cat, "second", brNow.Add(-time.Minute))
+			if got := recallIDs(t, src, brNow); slices.Contains(got, "second") != tc.wantAtOnce {
+				t.Fatalf("right after the upload: %v (want second: %v)", got, tc.wantAtOnce)
+			}
+			later := brNow.Add(2 * time.Hour)
+			if got := recallIDs(t, src, later); slices.Contains(got, "second") != tc.wantOnClock {
+				t.Fatalf("two hours later: %v (want second: %v)", got, tc.wantOnClock)
+			}
+		})
+	}
+}
+
+func TestFreshPoolSkipsWhatEachUserSaw(t *testing.T) {
+	cat := catalog.New()
+	for i := range 5 {
+		v := brVideo(fmt.Sprintf("f%d", i), "c", fmt.Sprintf("up%d", i), 0.5)
+		v.PublishedAt = brNow.Add(-time.Duration(i+1) * time.Minute)
+		cat.Upsert(v)
+	}
+	stats := feature.NewMemory(feature.DefaultConfig())
+	defer stats.Close()
+	cfg := recall.DefaultFreshConfig()
+	cfg.Refresh = time.Hour
+	src, err := recall.NewFresh(cat, stats, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := brProfile("alice"), brProfile("bob")
+	alice.Played["f0"] = brNow
+	bob.Shown["f1"] = brNow
+	for _, tc := range []struct {
+		req  *recall.Request
+		want []string
+	}{
+		{brRequest(alice), []string{"f1", "f2"}},
+		{brRequest(bob), []string{"f0", "f2"}},
+		{&recall.Request{UserID: "up0", Profile: brProfile("up0"), Now: brNow}, []string{"f1", "f2"}}, // own upload
+	} {
+		got, err := src.Recall(context.Background(), tc.req, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := brIDs(got); !slices.Equal(ids, tc.want) {
+			t.Fatalf("%s: got %v, want %v", tc.req.UserID, ids, tc.want)
+		}
+	}
+}

@@ -140,7 +140,7 @@ func (j *HotJob) build(ctx context.Context, res *JobResult) error {
 		for _, v := range batch {
 			ids = append(ids, v.ID)
 		}
-		stats, err := j.features.Get(ctx, ids, now)
+		stats, err := j.features.Get(ctx, nil, ids, now)
 		if err != nil {
 			return fmt.Errorf("read video stats: %w", err)
 		}

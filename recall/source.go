@@ -33,6 +33,24 @@ type Request struct {
 	Device  string
 	Segment Segment
 	Now     time.Time
+	// PlayedKeys and ShownKeys, when set, hold the keys (catalog.IDKey)
+	// of Profile.Played and of every video shown to the user (Profile.Shown
+	// plus what the feed served that the profile does not know yet). nil:
+	// Seen reads the profile's maps.
+	PlayedKeys, ShownKeys *catalog.IDSet
+}
+
+// Seen reports whether the user played or was shown v: branches skip
+// those so their quota goes to new material.
+func (r *Request) Seen(v *catalog.Video) bool {
+	if r.PlayedKeys != nil && r.ShownKeys != nil {
+		return r.PlayedKeys.HasVideo(v) || r.ShownKeys.HasVideo(v)
+	}
+	if _, ok := r.Profile.Played[v.ID]; ok {
+		return true
+	}
+	_, ok := r.Profile.Shown[v.ID]
+	return ok
 }
 
 // Candidate is a video a branch proposes, with the branch's own relevance

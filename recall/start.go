@@ -66,7 +66,7 @@ func (s *Start) Recall(ctx context.Context, req *Request, quota int) ([]Candidat
 		if len(out) == quota {
 			break
 		}
-		if alreadySeen(req.Profile, v.ID) || v.UploaderID == req.UserID {
+		if req.Seen(v) || v.UploaderID == req.UserID {
 			continue
 		}
 		out = append(out, Candidate{Video: v, Branch: s.Name(), Score: 1 - float64(i)/float64(len(pool))})

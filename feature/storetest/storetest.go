@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) feature.Store) {
 	t.Run("Duplicates", func(t *testing.T) { testDuplicates(t, open(t)) })
 	t.Run("InvalidBatchAppliesNothing", func(t *testing.T) { testInvalidBatch(t, open(t)) })
 	t.Run("UnknownAndRepeatedIDs", func(t *testing.T) { testUnknownIDs(t, open(t)) })
+	t.Run("GetAppendsToDst", func(t *testing.T) { testAppendsToDst(t, open(t)) })
 	t.Run("MatchesReferenceInAnyOrder", func(t *testing.T) { testReference(t, open(t), open(t)) })
 	t.Run("ConcurrentApplyAndGet", func(t *testing.T) { testConcurrent(t, open(t)) })
 }
@@ -65,7 +66,7 @@ func apply(t *testing.T, s feature.Store, events ...event.Event) int {
 
 func get(t *testing.T, s feature.Store, now time.Time, ids ...string) []feature.Stats {
 	t.Helper()
-	st, err := s.Get(context.Background(), ids, now)
+	st, err := s.Get(context.Background(), nil, ids, now)
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -372,7 +373,7 @@ func testConcurrent(t *testing.T, s feature.Store) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				if _, err := s.Get(ctx, videos, base); err != nil && ctx.Err() == nil {
+				if _, err := s.Get(ctx, nil, videos, base); err != nil && ctx.Err() == nil {
 					readMu.Lock()
 					readErr = err
 					readMu.Unlock()
@@ -425,4 +426,33 @@ func testConcurrent(t *testing.T, s feature.Store) {
 		t.Errorf("applied %d in total, want %d", total, len(ref.events))
 	}
 	checkReference(t, s, &ref, videos)
+}
+
+// testAppendsToDst: Get appends after what dst holds, leaves it intact, and
+// zeroes reused capacity for unknown videos (callers pool dst).
+func testAppendsToDst(t *testing.T, s feature.Store) {
+	apply(t, s, ev("a1", "a", base), ev("a2", "a", base))
+	dirty := feature.Stats{VideoID: "stale", Lifetime: plays(99)}
+	dst := make([]feature.Stats, 1, 8)
+	dst[0] = feature.Stats{VideoID: "kept", Lifetime: plays(7)}
+	backing := dst[:cap(dst)]
+	for i := 1; i < len(backing); i++ {
+		backing[i] = dirty
+	}
+	got, err := s.Get(context.Background(), dst, []string{"a", "unknown"}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d stats, want the kept one plus 2", len(got))
+	}
+	if got[0].VideoID != "kept" || got[0].Lifetime != plays(7) {
+		t.Fatalf("dst's element changed: %+v", got[0])
+	}
+	if got[1].VideoID != "a" || got[1].Lifetime != plays(2) {
+		t.Fatalf("a: %+v", got[1])
+	}
+	if got[2].VideoID != "unknown" || got[2] != (feature.Stats{VideoID: "unknown"}) {
+		t.Fatalf("unknown video must read as zero counters, got %+v", got[2])
+	}
 }
