@@ -55,6 +55,9 @@ type listKey struct {
 type postingList struct {
 	slots []int32 // quality desc, then newest first (slotOrder)
 	fresh []int32 // newest first (slotOrder)
+	// name is the list's tag, category, uploader or region: indexed videos
+	// share this one copy (see index).
+	name string
 }
 
 // New returns an empty catalog.
@@ -66,7 +69,9 @@ func New() *Catalog {
 // Name identifies the memory index in metrics and debug output.
 func (c *Catalog) Name() string { return "memory" }
 
-// Upsert inserts or replaces a video. The video must not be modified after.
+// Upsert inserts or replaces a video. The catalog takes v over: it points
+// v's tags, category and uploader at shared copies of equal strings, and v
+// must not be modified, or upserted into another catalog, afterwards.
 func (c *Catalog) Upsert(v *Video) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,21 +84,27 @@ func (c *Catalog) Upsert(v *Video) {
 	c.maybeCompact()
 }
 
+// index adds the slot to the video's posting lists. It also points the
+// video's tags, category and uploader at the lists' own copies of those
+// strings: the ranking stage hashes them for every candidate, and one
+// shared copy per distinct value stays in cache where a copy per video
+// would cost a miss each (and the memory of a copy each).
 func (c *Catalog) index(slot int32, v *Video) {
-	add := func(k listKind, val string) {
+	add := func(k listKind, val string) string {
 		key := listKey{k, val}
 		l := c.lists[key]
 		if l == nil {
-			l = &postingList{}
+			l = &postingList{name: val}
 			c.lists[key] = l
 		}
 		c.insertByQuality(l, slot)
+		return l.name
 	}
-	for _, t := range v.Tags {
-		add(listTag, t)
+	for i, t := range v.Tags {
+		v.Tags[i] = add(listTag, t)
 	}
-	add(listCategory, v.Category)
-	add(listUploader, v.UploaderID)
+	v.Category = add(listCategory, v.Category)
+	v.UploaderID = add(listUploader, v.UploaderID)
 	if len(v.Regions) == 0 {
 		add(listRegion, "") // global
 	}
@@ -186,6 +197,10 @@ func (c *Catalog) maybeCompact() {
 
 func (c *Catalog) appendSlot(v *Video) int32 {
 	slot := int32(len(c.slots))
+	v.slot = slot
+	if v.key == 0 {
+		v.key = IDKey(v.ID) // decoded from the stream: never normalised in this process
+	}
 	c.slots = append(c.slots, v)
 	c.published = append(c.published, unixNanos(v.PublishedAt))
 	c.quality = append(c.quality, orderableQuality(v.Quality))
@@ -202,6 +217,27 @@ func orderableQuality(q float64) float64 {
 		return math.Inf(-1)
 	}
 	return q
+}
+
+// Current replaces each video in vs by the catalog's current version of
+// it, or nil when it is no longer in the catalog. Recall results may hold
+// pointers from before an update or delete; a pointer that is still
+// current is confirmed by its slot, without looking its id up.
+func (c *Catalog) Current(vs []*Video) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i, v := range vs {
+		if v == nil {
+			continue
+		}
+		if s := v.slot; s >= 0 && int(s) < len(c.slots) && c.slots[s] == v {
+			continue
+		}
+		vs[i] = nil
+		if slot, ok := c.byID[v.ID]; ok {
+			vs[i] = c.slots[slot]
+		}
+	}
 }
 
 // Get returns a video by id.

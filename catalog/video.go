@@ -34,7 +34,8 @@ type Video struct {
 	Kind        Kind      `json:"kind"`
 	Quality     float64   `json:"quality"` // editorial/model quality in [0,1]
 
-	key uint64 // IDKey(ID), set by Normalize (see Key)
+	key  uint64 // IDKey(ID), set by Normalize or indexing (see Key)
+	slot int32  // where the memory catalog holds it; read and written under the catalog's lock
 }
 
 // Limits on video fields, so one bad upload cannot bloat every index.

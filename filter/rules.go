@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"reelfeed/catalog"
 )
@@ -74,21 +75,44 @@ func (b *Blacklist) Empty() bool {
 // Deleted removes videos no longer in the catalog and refreshes the others
 // to their current metadata, so later rules judge what would be served.
 // Recall sources may hold pointers from before an update or delete.
-type Deleted struct{ catalog *catalog.Catalog }
+type Deleted struct {
+	catalog *catalog.Catalog
+	videos  sync.Pool // *[]*catalog.Video
+}
 
 // NewDeleted returns the deleted-video filter over cat.
-func NewDeleted(cat *catalog.Catalog) *Deleted { return &Deleted{catalog: cat} }
+func NewDeleted(cat *catalog.Catalog) *Deleted {
+	f := &Deleted{catalog: cat}
+	f.videos.New = func() any { return new([]*catalog.Video) }
+	return f
+}
 
 func (*Deleted) Name() string { return NameDeleted }
 
 func (f *Deleted) Apply(_ context.Context, _ *Request, cands []Candidate) (int, error) {
-	return partition(cands, func(c *Candidate) bool {
-		cur, ok := f.catalog.Get(c.Video.ID)
-		if ok {
-			c.Video = cur
+	buf := f.videos.Get().(*[]*catalog.Video)
+	current := (*buf)[:0]
+	for i := range cands {
+		current = append(current, cands[i].Video)
+	}
+	f.catalog.Current(current) // one lock for the whole list
+	// partition, by position: removed candidates keep their last known
+	// video so debug output can still name them.
+	kept := 0
+	for i := range cands {
+		if current[i] == nil {
+			continue
 		}
-		return ok
-	}), nil
+		cands[i].Video = current[i]
+		if i != kept {
+			cands[i], cands[kept] = cands[kept], cands[i]
+		}
+		kept++
+	}
+	clear(current)
+	*buf = current
+	f.videos.Put(buf)
+	return kept, nil
 }
 
 // Blacklisted removes videos the request's blacklist blocks.
