@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -52,5 +53,25 @@ func TestIndexedVideosShareTheirStrings(t *testing.T) {
 	}
 	if a.Key() != IDKey("a") {
 		t.Fatal("an indexed video's key is its id's")
+	}
+}
+
+func TestDerivedKeysMatchTheirFields(t *testing.T) {
+	mk := func() *Video {
+		return &Video{ID: "v1", UploaderID: "u", Category: "c", Title: "Cute CATS, part 2!", Tags: []string{"cats", "funny"}}
+	}
+	raw, normalized, indexed := mk(), mk(), mk()
+	normalized.Normalize(time.Now())
+	New().Upsert(indexed)
+	for name, v := range map[string]*Video{"raw": raw, "normalized": normalized, "indexed": indexed} {
+		if v.Key() != IDKey("v1") || v.TitleKey() != TitleKey("cute cats part 2") || v.TagBits() != TagBits([]string{"funny", "cats"}) {
+			t.Errorf("%s: derived keys differ from the fields'", name)
+		}
+	}
+	if TitleKey("!!!") != EmptyTitleKey || SameTitle("!!!", "???") || !SameTitle("Part 2", "part-2") {
+		t.Error("titles without letters or digits must never match; punctuation and case must not count")
+	}
+	if TagBits(nil) != 0 || TagBits([]string{"a"})&TagBits([]string{"a", "b"}) == 0 {
+		t.Error("tag signatures: empty is 0, a shared tag shares a bit")
 	}
 }

@@ -16,14 +16,11 @@ import (
 // search and a memmove per list), so readers never wait on a re-sort; they
 // are compacted when more than a quarter of the slots are garbage.
 type Catalog struct {
-	mu    sync.RWMutex
-	slots []*Video
-	// published (unix ns), quality and region mask (see regions.go) by
-	// slot: searches order and filter on these without touching the videos
-	// themselves.
-	published []int64
-	quality   []float64
-	regions   []uint64
+	mu sync.RWMutex
+	// slots holds each video with what searches order and filter on, side
+	// by side: a posting list visits slots in no memory order, so a search
+	// step costs one cache miss here instead of one per array.
+	slots     []slotEntry
 	regionIDs regionIDs
 	byID      map[string]int32
 	users     map[string]*User
@@ -60,6 +57,15 @@ type postingList struct {
 	name string
 }
 
+// slotEntry is one video and its search keys. A slot emptied by an update or
+// delete has a nil video and stays until compaction.
+type slotEntry struct {
+	video     *Video
+	published int64   // unix ns, clamped (unixNanos)
+	quality   float64 // NaN stored as -Inf (orderableQuality)
+	regions   uint64  // region mask (regions.go)
+}
+
 // New returns an empty catalog.
 func New() *Catalog {
 	return &Catalog{byID: map[string]int32{}, users: map[string]*User{}, lists: map[listKey]*postingList{},
@@ -76,7 +82,7 @@ func (c *Catalog) Upsert(v *Video) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.byID[v.ID]; ok {
-		c.slots[old] = nil
+		c.slots[old].video = nil
 		c.garbage++
 	}
 	slot := c.appendSlot(v)
@@ -165,7 +171,7 @@ func (c *Catalog) Delete(id string) bool {
 		return false
 	}
 	delete(c.byID, id)
-	c.slots[slot] = nil
+	c.slots[slot].video = nil
 	c.garbage++
 	c.maybeCompact()
 	return true
@@ -176,15 +182,12 @@ func (c *Catalog) maybeCompact() {
 		return
 	}
 	live := make([]*Video, 0, len(c.byID))
-	for _, v := range c.slots {
-		if v != nil {
-			live = append(live, v)
+	for _, sl := range c.slots {
+		if sl.video != nil {
+			live = append(live, sl.video)
 		}
 	}
 	c.slots = c.slots[:0]
-	c.published = c.published[:0]
-	c.quality = c.quality[:0]
-	c.regions = c.regions[:0]
 	c.regionIDs = regionIDs{} // re-interned from live videos: regions nobody lists give their bits back
 	c.byID = make(map[string]int32, len(live))
 	c.lists = map[listKey]*postingList{}
@@ -198,13 +201,11 @@ func (c *Catalog) maybeCompact() {
 func (c *Catalog) appendSlot(v *Video) int32 {
 	slot := int32(len(c.slots))
 	v.slot = slot
-	if v.key == 0 {
-		v.key = IDKey(v.ID) // decoded from the stream: never normalised in this process
+	if !v.derived {
+		v.derive() // decoded from the stream: never normalised in this process
 	}
-	c.slots = append(c.slots, v)
-	c.published = append(c.published, unixNanos(v.PublishedAt))
-	c.quality = append(c.quality, orderableQuality(v.Quality))
-	c.regions = append(c.regions, c.regionIDs.mask(v.Regions))
+	c.slots = append(c.slots, slotEntry{video: v, published: unixNanos(v.PublishedAt),
+		quality: orderableQuality(v.Quality), regions: c.regionIDs.mask(v.Regions)})
 	c.byID[v.ID] = slot
 	return slot
 }
@@ -230,12 +231,12 @@ func (c *Catalog) Current(vs []*Video) {
 		if v == nil {
 			continue
 		}
-		if s := v.slot; s >= 0 && int(s) < len(c.slots) && c.slots[s] == v {
+		if s := v.slot; s >= 0 && int(s) < len(c.slots) && c.slots[s].video == v {
 			continue
 		}
 		vs[i] = nil
 		if slot, ok := c.byID[v.ID]; ok {
-			vs[i] = c.slots[slot]
+			vs[i] = c.slots[slot].video
 		}
 	}
 }
@@ -248,7 +249,7 @@ func (c *Catalog) Get(id string) (*Video, bool) {
 	if !ok {
 		return nil, false
 	}
-	return c.slots[slot], true
+	return c.slots[slot].video, true
 }
 
 // Len is the number of live videos.
@@ -285,8 +286,8 @@ func (c *Catalog) UserCount() int {
 func (c *Catalog) Each(fn func(*Video) bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, v := range c.slots {
-		if v != nil && !fn(v) {
+	for _, sl := range c.slots {
+		if sl.video != nil && !fn(sl.video) {
 			return
 		}
 	}

@@ -35,7 +35,7 @@ func (c *Catalog) ScanVideos(q Query, visit func(*Video) bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var buf [32][]int32 // enough for the branches' queries without allocating
-	m := mergeHeap{heads: c.appendLists(buf[:0], &q), order: c.order(q.Sort), slots: c.slots}
+	m := mergeHeap{heads: c.appendLists(buf[:0], &q), order: c.order(q.Sort)}
 	m.init()
 	f := c.filter(&q)
 	d := dedupe{prev: -1}
@@ -53,7 +53,7 @@ func (c *Catalog) ScanVideos(q Query, visit func(*Video) bool) {
 		if !f.match(slot) {
 			continue
 		}
-		if !visit(c.slots[slot]) {
+		if !visit(c.slots[slot].video) {
 			return
 		}
 		if visited++; visited == q.Limit {
@@ -125,14 +125,12 @@ type slotFilter struct {
 	// after ends it.
 	freshCutoff bool
 	region      regionTest
-	published   []int64
-	regions     []uint64
-	slots       []*Video
+	slots       []slotEntry
 }
 
 func (c *Catalog) filter(q *Query) slotFilter {
 	f := slotFilter{after: math.MinInt64, before: math.MaxInt64, region: c.regionIDs.test(q.Region),
-		published: c.published, regions: c.regions, slots: c.slots}
+		slots: c.slots}
 	f.timeBounded = !q.PublishedAfter.IsZero() || !q.PublishedBefore.IsZero()
 	f.regionLimited = f.region.bits != regionsEverywhere
 	if !q.PublishedAfter.IsZero() {
@@ -147,16 +145,15 @@ func (c *Catalog) filter(q *Query) slotFilter {
 
 // beyondFresh reports that no slot after this one can match.
 func (f *slotFilter) beyondFresh(slot int32) bool {
-	return f.freshCutoff && f.published[slot] < f.after
+	return f.freshCutoff && f.slots[slot].published < f.after
 }
 
 func (f *slotFilter) match(slot int32) bool {
-	if f.timeBounded {
-		if p := f.published[slot]; p < f.after || p > f.before {
-			return false
-		}
+	e := &f.slots[slot]
+	if f.timeBounded && (e.published < f.after || e.published > f.before) {
+		return false
 	}
-	return !f.regionLimited || f.region.allows(f.regions[slot], f.slots[slot])
+	return !f.regionLimited || f.region.allows(e.regions, e.video)
 }
 
 // unixNanos is t in unix nanoseconds, clamped where UnixNano would wrap
@@ -177,23 +174,21 @@ var minUnixNanoTime, maxUnixNanoTime = time.Unix(0, math.MinInt64), time.Unix(0,
 // then newest first, then the later slot (the later insert) first. The slot
 // makes the order strict and total, which the merge's dedupe relies on.
 type slotOrder struct {
-	byFresh   bool
-	quality   []float64
-	published []int64
+	byFresh bool
+	slots   []slotEntry
 }
 
 func (c *Catalog) order(s SortOrder) slotOrder {
-	return slotOrder{byFresh: s == SortByFresh, quality: c.quality, published: c.published}
+	return slotOrder{byFresh: s == SortByFresh, slots: c.slots}
 }
 
 func (o slotOrder) before(a, b int32) bool {
-	if !o.byFresh {
-		if qa, qb := o.quality[a], o.quality[b]; qa != qb {
-			return qa > qb
-		}
+	ea, eb := &o.slots[a], &o.slots[b]
+	if !o.byFresh && ea.quality != eb.quality {
+		return ea.quality > eb.quality
 	}
-	if pa, pb := o.published[a], o.published[b]; pa != pb {
-		return pa > pb
+	if ea.published != eb.published {
+		return ea.published > eb.published
 	}
 	return a > b
 }
@@ -213,11 +208,10 @@ func (o slotOrder) compare(a, b int32) int {
 type mergeHeap struct {
 	heads [][]int32
 	order slotOrder
-	slots []*Video
 }
 
 func (h *mergeHeap) skipEmpty(l []int32) []int32 {
-	for len(l) > 0 && h.slots[l[0]] == nil {
+	for len(l) > 0 && h.order.slots[l[0]].video == nil {
 		l = l[1:]
 	}
 	return l

@@ -22,8 +22,16 @@ const (
 
 // Video is one catalog item, in the shape of the HTTP API.
 type Video struct {
-	ID          string    `json:"video_id"`
-	UploaderID  string    `json:"uploader_id"`
+	ID         string `json:"video_id"`
+	UploaderID string `json:"uploader_id"`
+	// Beside the id, in the cache line recall and filters read anyway:
+	// derived from the exported fields by Normalize or indexing (derive).
+	key      uint64 // IDKey(ID)
+	titleKey uint64 // TitleKey(Title)
+	tagBits  uint64 // TagBits(Tags)
+	derived  bool
+	slot     int32 // where the memory catalog holds it; read and written under the catalog's lock
+
 	Title       string    `json:"title"`
 	Description string    `json:"description,omitempty"`
 	Tags        []string  `json:"tags"`
@@ -33,9 +41,6 @@ type Video struct {
 	Regions     []string  `json:"regions"` // empty: allowed everywhere
 	Kind        Kind      `json:"kind"`
 	Quality     float64   `json:"quality"` // editorial/model quality in [0,1]
-
-	key  uint64 // IDKey(ID), set by Normalize or indexing (see Key)
-	slot int32  // where the memory catalog holds it; read and written under the catalog's lock
 }
 
 // Limits on video fields, so one bad upload cannot bloat every index.
@@ -60,7 +65,7 @@ func (v *Video) Normalize(now time.Time) {
 	v.Tags = canonicalSet(v.Tags)
 	v.Regions = canonicalSet(v.Regions)
 	v.Category = strings.ToLower(strings.TrimSpace(v.Category))
-	v.key = IDKey(v.ID)
+	v.derive()
 }
 
 func canonicalSet(in []string) []string {

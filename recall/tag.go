@@ -217,23 +217,23 @@ func (s videoSearcher) search(ctx context.Context, q catalog.Query) ([]*catalog.
 type interestRecall struct {
 	branch string
 	out    []Candidate
-	index  map[string]int
+	index  map[uint64]int // by catalog.IDKey
 }
 
 func (ir *interestRecall) init(branch string, quota int) {
 	ir.branch = branch
 	ir.out = make([]Candidate, 0, quota)
-	ir.index = make(map[string]int, quota)
+	ir.index = make(map[uint64]int, quota)
 }
 
 // add records v found through an interest of weight w; it reports whether
 // v is new to the branch.
 func (ir *interestRecall) add(v *catalog.Video, score float64) bool {
-	if i, ok := ir.index[v.ID]; ok {
+	if i, ok := ir.index[v.Key()]; ok {
 		ir.out[i].Score += score
 		return false
 	}
-	ir.index[v.ID] = len(ir.out)
+	ir.index[v.Key()] = len(ir.out)
 	ir.out = append(ir.out, Candidate{Video: v, Branch: ir.branch, Score: score})
 	return true
 }

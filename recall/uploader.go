@@ -20,7 +20,8 @@ type UploaderConfig struct {
 	// MaxUploaders bounds the authors queried per request; users following
 	// more see a subset that rotates hourly.
 	MaxUploaders int `json:"max_uploaders" mapstructure:"max_uploaders"`
-	// MaxScan bounds the newest videos read across all queried authors.
+	// MaxScan bounds the videos read across all queried authors (in
+	// process, split evenly between them).
 	MaxScan int `json:"max_scan" mapstructure:"max_scan"`
 }
 
@@ -53,9 +54,12 @@ var _ Source = (*Uploader)(nil)
 // Name implements Source.
 func (*Uploader) Name() string { return "uploader" }
 
-// Recall implements Source. One query covers every author (newest first),
-// so the branch costs a single index round trip; each author then gets a
-// share of the quota by weight, so one prolific author cannot fill it.
+// Recall implements Source. Each author gets a share of the quota by
+// weight, filled with their newest unseen uploads, so one prolific author
+// cannot fill the branch; the quota best by weight and freshness are kept.
+// The in-memory catalog is scanned per author (reading each author's list
+// only as far as their share needs); a remote retriever gets one query for
+// every author, so the branch costs a single round trip.
 func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error) {
 	if quota <= 0 {
 		return nil, nil
@@ -69,32 +73,54 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 		return nil, nil
 	}
 	var total float64
-	uploaders := make([]string, len(keys))
-	for i, k := range keys {
-		uploaders[i] = k.key
+	for _, k := range keys {
 		total += k.weight
 	}
-	index := make(map[string]int, len(keys))
 	shares := make([]int, len(keys))
 	for i, k := range keys {
-		index[k.key] = i
 		shares[i] = max(1, int(math.Ceil(float64(quota)*k.weight/total)))
 	}
-	out := make([]Candidate, 0, min(quota, u.cfg.MaxScan))
-	err := u.search.scan(ctx, catalog.Query{Uploaders: uploaders, Region: req.Region,
-		PublishedBefore: req.Now, Sort: catalog.SortByFresh, Limit: u.cfg.MaxScan}, func(v *catalog.Video) bool {
-		k, ok := index[v.UploaderID]
-		if !ok || shares[k] == 0 || req.Seen(v) || v.UploaderID == req.UserID {
-			return true
-		}
+	out := make([]Candidate, 0, quota+len(keys))
+	take := func(k int, v *catalog.Video) {
 		shares[k]--
 		age := max(0, req.Now.Sub(v.PublishedAt).Hours())
 		out = append(out, Candidate{Video: v, Branch: u.Name(),
 			Score: keys[k].weight * (0.5 + 0.5*math.Exp2(-age/uploaderFreshHalfLifeHours))})
-		return len(out) < quota
-	})
-	if err != nil {
-		return nil, err
+	}
+	wanted := func(v *catalog.Video) bool { return !req.Seen(v) && v.UploaderID != req.UserID }
+	query := catalog.Query{Region: req.Region, PublishedBefore: req.Now, Sort: catalog.SortByFresh}
+	if u.search.local {
+		// MaxScan split evenly: an author whose uploads the user has all
+		// seen cannot use up the others' reads.
+		query.Limit = max(1, u.cfg.MaxScan/len(keys))
+		author := make([]string, 1)
+		for k := range keys {
+			author[0] = keys[k].key
+			query.Uploaders = author
+			u.search.cat.ScanVideos(query, func(v *catalog.Video) bool {
+				if wanted(v) {
+					take(k, v)
+				}
+				return shares[k] > 0
+			})
+		}
+	} else {
+		index := make(map[string]int, len(keys))
+		query.Uploaders = make([]string, len(keys))
+		for k, key := range keys {
+			index[key.key] = k
+			query.Uploaders[k] = key.key
+		}
+		query.Limit = u.cfg.MaxScan
+		err := u.search.scan(ctx, query, func(v *catalog.Video) bool {
+			if k, ok := index[v.UploaderID]; ok && shares[k] > 0 && wanted(v) {
+				take(k, v)
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	slices.SortFunc(out, func(a, b Candidate) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
@@ -102,7 +128,10 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 		}
 		return cmp.Compare(a.Video.ID, b.Video.ID)
 	})
-	return out, nil
+	if len(out) > quota {
+		out = out[:quota]
+	}
+	return out, ctx.Err()
 }
 
 // uploaderFreshHalfLifeHours: a followed author's upload this old counts
