@@ -193,6 +193,7 @@ func newBenchFeedCmd(g *globalFlags) *cobra.Command {
 	f.IntVar(&o.Users, "users", 5000, "users with history")
 	f.Float64Var(&o.Rate, "rps", 100, "feed requests per second (fixed rate, open loop)")
 	f.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to drive load")
+	f.BoolVar(&o.Reuse, "reuse", false, "the --server already holds this world (same --videos and --users): skip loading it and the jobs")
 	f.BoolVar(&asJSON, "json", false, "print one JSON line")
 	return cmd
 }

@@ -38,6 +38,9 @@ type BranchDebug struct {
 	Quota      int     `json:"quota"`
 	Candidates int     `json:"candidates"`
 	Ms         float64 `json:"ms"`
+	// Inline: the branch answers from memory and ran on the request's
+	// goroutine (recall.InProcess), not on its own.
+	Inline bool `json:"inline,omitempty"`
 	// Error is why the branch was dropped (fail open), if it was.
 	Error string `json:"error,omitempty"`
 }

@@ -144,6 +144,7 @@ type branch struct {
 	name       string
 	cfg        BranchConfig
 	quotaParam string // "quota.<branch>"
+	inline     bool   // recall.InProcess: run on the request's goroutine
 }
 
 // New builds the pipeline.
@@ -178,7 +179,9 @@ func New(deps Deps, cfg Config) (*Service, error) {
 		}
 		s.index[name] = i
 		s.names = append(s.names, name)
-		s.branches = append(s.branches, branch{source: src, name: name, cfg: cfg.branch(name), quotaParam: "quota." + name})
+		ip, ok := src.(recall.InProcess)
+		s.branches = append(s.branches, branch{source: src, name: name, cfg: cfg.branch(name), quotaParam: "quota." + name,
+			inline: ok && ip.InProcess()})
 	}
 	for _, seg := range []recall.Segment{recall.SegmentNew, recall.SegmentCold, recall.SegmentActive} {
 		for _, name := range s.names {
@@ -562,43 +565,58 @@ type branchResult struct {
 	took   time.Duration
 }
 
-// recallAll runs every branch with a non-zero quota concurrently, each
-// under a context whose deadline is its budget, and waits at most for the
-// longest budget: a branch ignoring its context is abandoned, not awaited.
+// recallAll runs every branch with a non-zero quota, each within its
+// budget. Branches that wait on the network run concurrently, each under a
+// context whose deadline is its budget, and are waited for at most until
+// the longest budget: a branch ignoring its context is abandoned, not
+// awaited. In-process branches (recall.InProcess) run meanwhile on this
+// goroutine, one after another: they only compute, so a goroutine each
+// would add scheduling delay under load and no speed on few cores.
 func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []int,
 	dst [][]recall.Candidate, dbg *Debug, debug bool) [][]recall.Candidate {
 	dst = slices.Grow(dst, len(s.branches))[:len(s.branches)]
-	// Buffered for every branch, so a branch finishing after the wait
-	// ended never blocks its goroutine.
-	ch := make(chan branchResult, len(s.branches))
+	var ch chan branchResult
+	var pending []bool
 	var longest time.Duration
 	launched := 0
 	for i := range s.branches {
-		if quotas[i] <= 0 {
+		if quotas[i] <= 0 || s.branches[i].inline {
 			continue
+		}
+		if ch == nil {
+			// Buffered for every branch, so a branch finishing after the
+			// wait ended never blocks its goroutine.
+			ch = make(chan branchResult, len(s.branches))
+			pending = make([]bool, len(s.branches))
 		}
 		b, quota := &s.branches[i], quotas[i] // quotas is pooled: read it here, not in the goroutine
 		longest = max(longest, b.cfg.Budget)
+		pending[i] = true
 		launched++
 		go func() {
 			bctx, cancel := context.WithTimeout(ctx, b.cfg.Budget)
 			defer cancel()
 			start := time.Now()
 			cands, err := b.source.Recall(bctx, rreq, quota)
-			took := time.Since(start)
-			if err == nil && took > b.cfg.Budget {
-				err = fmt.Errorf("returned after its %v budget: %w", b.cfg.Budget, context.DeadlineExceeded)
-			}
-			ch <- branchResult{branch: i, cands: cands, err: err, took: took}
+			ch <- branchResult{branch: i, cands: cands, err: budgetErr(err, time.Since(start), b.cfg.Budget), took: time.Since(start)}
 		}()
+	}
+	start := time.Now()
+	for i := range s.branches {
+		b := &s.branches[i]
+		if quotas[i] <= 0 || !b.inline {
+			continue
+		}
+		began := time.Now()
+		cands, err := b.source.Recall(ctx, rreq, quotas[i])
+		took := time.Since(began)
+		s.branchDone(branchResult{branch: i, cands: cands, err: budgetErr(err, took, b.cfg.Budget), took: took}, quotas, dst, dbg, debug)
+	}
+	if launched == 0 {
+		return dst
 	}
 	// Wait until every launched branch answered or passed its own
 	// deadline: the timer always points at the earliest pending deadline.
-	start := time.Now()
-	pending := make([]bool, len(s.branches))
-	for i := range s.branches {
-		pending[i] = quotas[i] > 0
-	}
 	nextDeadline := func() (time.Duration, bool) {
 		var d time.Duration
 		found := false
@@ -641,12 +659,21 @@ func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []
 	return dst
 }
 
+// budgetErr turns a late answer into a timeout: a branch's budget holds
+// whether or not it watched its context.
+func budgetErr(err error, took, budget time.Duration) error {
+	if err == nil && took > budget {
+		return fmt.Errorf("returned after its %v budget: %w", budget, context.DeadlineExceeded)
+	}
+	return err
+}
+
 // branchDone accounts for one branch's outcome and keeps its candidates
 // unless it failed.
 func (s *Service) branchDone(r branchResult, quotas []int, dst [][]recall.Candidate, dbg *Debug, debug bool) {
 	name := s.names[r.branch]
 	s.metrics.branchSeconds[name].Observe(r.took.Seconds())
-	bd := BranchDebug{Branch: name, Quota: quotas[r.branch], Ms: ms(r.took)}
+	bd := BranchDebug{Branch: name, Quota: quotas[r.branch], Ms: ms(r.took), Inline: s.branches[r.branch].inline}
 	if r.err != nil {
 		reason := failError
 		if errors.Is(r.err, context.DeadlineExceeded) {

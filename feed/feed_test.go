@@ -276,6 +276,42 @@ func TestFailingAndSlowBranchesAreAbsorbed(t *testing.T) {
 	}
 }
 
+// inlineSlowSource answers from memory (recall.InProcess) but too slowly.
+type inlineSlowSource struct{ slowSource }
+
+func (inlineSlowSource) Name() string    { return "inline-slow" }
+func (inlineSlowSource) InProcess() bool { return true }
+
+// In-process branches run on the request's goroutine; one that overruns
+// its budget is still dropped and counted as a timeout, like any branch.
+func TestInProcessBranchesRunInlineWithinTheirBudget(t *testing.T) {
+	w := newWorld(t, worldSpec{videos: 400, categories: 8, seed: 5})
+	cfg := testConfig()
+	cfg.Branches["inline-slow"] = BranchConfig{Quota: 50, Budget: 5 * time.Millisecond}
+	svc := w.service(t, cfg, inlineSlowSource{slowSource{cat: w.cat, delay: 20 * time.Millisecond}})
+
+	resp := feedOK(t, svc, Request{UserID: "dave", Count: 10, Debug: true})
+	checkPage(t, w, resp, "dave", 10)
+	inline := map[string]bool{}
+	for _, b := range resp.Debug.Branches {
+		inline[b.Branch] = b.Inline
+		if b.Branch == "inline-slow" && !strings.HasPrefix(b.Error, "timeout:") {
+			t.Fatalf("late in-process branch not dropped as a timeout: %+v", b)
+		}
+	}
+	if !inline["inline-slow"] || !inline["explore"] {
+		t.Fatalf("in-process branches must run inline: %v", inline)
+	}
+	for _, it := range resp.Items {
+		if it.Branch == "inline-slow" {
+			t.Fatalf("item from a dropped branch: %+v", it)
+		}
+	}
+	if n := counterValue(t, svc.metrics.branchFailures["inline-slow"][1]); n != 1 {
+		t.Fatalf("timeout count %v, want 1", n)
+	}
+}
+
 func TestBlacklistChangeAppliesToNextRequest(t *testing.T) {
 	w := newWorld(t, worldSpec{videos: 400, categories: 8, seed: 6})
 	svc := w.service(t, testConfig())

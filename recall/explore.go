@@ -52,6 +52,9 @@ var _ Source = (*Explore)(nil)
 // Name implements Source.
 func (*Explore) Name() string { return "explore" }
 
+// InProcess implements InProcess: the pools come from the in-memory catalog.
+func (*Explore) InProcess() bool { return true }
+
 // Recall implements Source.
 func (e *Explore) Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error) {
 	if quota <= 0 {

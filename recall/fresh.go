@@ -64,6 +64,13 @@ var _ Source = (*Fresh)(nil)
 // Name implements Source.
 func (*Fresh) Name() string { return FreshBranch }
 
+// InProcess implements InProcess: true when impressions are counted in
+// memory (the pool rebuild reads them).
+func (f *Fresh) InProcess() bool {
+	_, local := f.stats.(*feature.Memory)
+	return local
+}
+
 // Recall implements Source. The under-quota pool is shared by every
 // request of a region and refreshed at most every cfg.Refresh, so a
 // request only skips what its user already saw; the feed's new-video

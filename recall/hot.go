@@ -288,6 +288,12 @@ func NewHotSource(store ListStore, cat *catalog.Catalog) *HotSource {
 // Name is "hot".
 func (s *HotSource) Name() string { return "hot" }
 
+// InProcess implements InProcess: true when the lists are kept in memory.
+func (s *HotSource) InProcess() bool {
+	_, local := s.store.(*MemoryListStore)
+	return local
+}
+
 // Recall returns up to quota hot videos allowed in the request's region:
 // the region's list first, then the global one. Videos the user played or
 // that were deleted are skipped; videos already shown to the user come only

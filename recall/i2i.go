@@ -290,6 +290,12 @@ func NewI2ISource(cfg I2IConfig, store ListStore, cat *catalog.Catalog) (*I2ISou
 // Name is "i2i".
 func (s *I2ISource) Name() string { return "i2i" }
 
+// InProcess implements InProcess: true when the lists are kept in memory.
+func (s *I2ISource) InProcess() bool {
+	_, local := s.store.(*MemoryListStore)
+	return local
+}
+
 type i2iSeed struct {
 	id string
 	at time.Time

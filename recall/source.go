@@ -69,6 +69,15 @@ type Source interface {
 	Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error)
 }
 
+// InProcess is implemented by sources that can tell whether they answer
+// from this process's memory alone, never waiting on a network round
+// trip. The feed runs those on the request's own goroutine: under load a
+// goroutine per branch costs more in scheduling delay than the branch
+// itself, and a request waits for its slowest branch.
+type InProcess interface {
+	InProcess() bool
+}
+
 // EventLog replays recent behaviour events, oldest first, for the batch
 // jobs (item-to-item, user-CF). The ingest package implements it over the
 // events stream, so every replica's jobs see the same history.

@@ -55,6 +55,9 @@ var _ Source = (*Start)(nil)
 // Name implements Source.
 func (*Start) Name() string { return "start" }
 
+// InProcess implements InProcess: the pools come from the in-memory catalog.
+func (*Start) InProcess() bool { return true }
+
 // Recall implements Source.
 func (s *Start) Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error) {
 	if quota <= 0 || !slices.Contains(s.segments, req.Segment) {

@@ -70,6 +70,9 @@ var _ Source = (*Tag)(nil)
 // Name implements Source.
 func (*Tag) Name() string { return "tag" }
 
+// InProcess implements InProcess: true over the in-memory catalog.
+func (t *Tag) InProcess() bool { return t.search.local }
+
 // Recall implements Source.
 func (t *Tag) Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error) {
 	if quota <= 0 {

@@ -54,6 +54,9 @@ var _ Source = (*Uploader)(nil)
 // Name implements Source.
 func (*Uploader) Name() string { return "uploader" }
 
+// InProcess implements InProcess: true over the in-memory catalog.
+func (u *Uploader) InProcess() bool { return u.search.local }
+
 // Recall implements Source. Each author gets a share of the quota by
 // weight, filled with their newest unseen uploads, so one prolific author
 // cannot fill the branch; the quota best by weight and freshness are kept.

@@ -284,6 +284,12 @@ func NewUserCFSource(store ListStore, cat *catalog.Catalog) *UserCFSource {
 // Name is "usercf".
 func (s *UserCFSource) Name() string { return "usercf" }
 
+// InProcess implements InProcess: true when the lists are kept in memory.
+func (s *UserCFSource) InProcess() bool {
+	_, local := s.store.(*MemoryListStore)
+	return local
+}
+
 // Recall returns up to quota videos of the user's list, skipping videos
 // played since the job ran, deleted, or not allowed in the request's region;
 // videos already shown to the user come after every unseen one.

@@ -42,6 +42,9 @@ type FeedOptions struct {
 	Progress io.Writer
 	// AllowRemote permits a target that is not a loopback address.
 	AllowRemote bool
+	// Reuse drives a server that already holds this world (an earlier run
+	// with the same sizes and seed): nothing is loaded and no job runs.
+	Reuse bool
 }
 
 // FeedResult is what `bench feed --json` prints. Latencies run from each
@@ -128,8 +131,10 @@ func BenchFeed(ctx context.Context, target Target, opts FeedOptions) (FeedResult
 	if err != nil {
 		return FeedResult{}, err
 	}
-	if err := buildWorld(ctx, setup, w, o); err != nil {
-		return FeedResult{}, err
+	if !o.Reuse {
+		if err := buildWorld(ctx, setup, w, o); err != nil {
+			return FeedResult{}, err
+		}
 	}
 
 	var empty atomic.Int64
