@@ -49,6 +49,10 @@ type Config struct {
 
 	RecentlyServed RecentlyServedConfig `json:"recently_served" mapstructure:"recently_served"`
 
+	// SlowRequest: a request taking longer is logged with its per-stage
+	// times (at most one line every few seconds); 0: never.
+	SlowRequest time.Duration `json:"slow_request" mapstructure:"slow_request"`
+
 	// DefaultSurface is the surface of a request naming none; Surfaces maps
 	// every known surface to the kinds it does not show.
 	DefaultSurface string                    `json:"default_surface" mapstructure:"default_surface"`
@@ -129,6 +133,7 @@ func DefaultConfig() Config {
 		NewVideoQuota:        recall.DefaultFreshConfig().ImpressionQuota,
 		NearDuplicateJaccard: 0.8,
 		RecentlyServed:       RecentlyServedConfig{TTL: 30 * time.Minute, MaxUsers: 100_000, PerUser: 200},
+		SlowRequest:          100 * time.Millisecond,
 		DefaultSurface:       "feed",
 		Surfaces: map[string][]catalog.Kind{
 			"feed":  nil,

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"go.uber.org/zap"
 	"math/bits"
 	"time"
 
@@ -107,12 +108,14 @@ type stageClock struct {
 	m     *metrics
 	dbg   *Debug // nil: not debugging
 	start time.Time
+	took  [numStages]time.Duration // for the slow-request log
 }
 
 func (c *stageClock) done(s stage, in, out int) {
 	now := time.Now()
 	d := now.Sub(c.start)
 	c.start = now
+	c.took[s] += d
 	c.m.stageSeconds[s].Observe(d.Seconds())
 	c.m.stageIn[s].Add(float64(in))
 	c.m.stageOut[s].Add(float64(out))
@@ -173,4 +176,14 @@ func itemDebug(p *pick, names, filters []string, sm feature.Smoothing, ua *rank.
 		Parts: p.item.Parts,
 		Score: p.item.Score,
 	}
+}
+
+// stageFields renders the stage times for a log line.
+func (c *stageClock) stageFields(total time.Duration) []zap.Field {
+	fields := make([]zap.Field, 0, numStages+1)
+	fields = append(fields, zap.Duration("took", total))
+	for s, d := range c.took {
+		fields = append(fields, zap.Duration(stageNames[s], d))
+	}
+	return fields
 }

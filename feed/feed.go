@@ -109,6 +109,9 @@ const (
 	depScorer   = "scorer"
 )
 
+// slowRequests keys the rate limit of the slow-request log.
+const slowRequests = "slow_request"
+
 // maxBranches: branch sets are bit masks (filter.Candidate.Branches).
 const maxBranches = 64
 
@@ -222,7 +225,7 @@ func New(deps Deps, cfg Config) (*Service, error) {
 	for _, name := range append(slices.Clone(s.names), backfillBranch, depProfile, depFeatures, depScorer) {
 		s.warn[name] = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
 	}
-	for _, name := range s.filterNames {
+	for _, name := range append(slices.Clone(s.filterNames), slowRequests) {
 		s.warn[name] = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
 	}
 	branchLabels := append(slices.Clone(s.names), backfillBranch) // the hot backfill is timed and counted like a branch
@@ -435,7 +438,11 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 			dbg.Items = append(dbg.Items, itemDebug(&sc.pg.picks[i], s.names, s.filterNames, s.cfg.Smoothing, &ua, now))
 		}
 	}
-	dbg.TookMs = ms(time.Since(began))
+	took := time.Since(began)
+	dbg.TookMs = ms(took)
+	if s.cfg.SlowRequest > 0 && took > s.cfg.SlowRequest {
+		s.warnf(slowRequests, "slow feed request", append(clk.stageFields(took), zap.String("request_id", req.RequestID))...)
+	}
 	return resp, nil
 }
 

@@ -55,37 +55,48 @@ func (*Explore) Name() string { return "explore" }
 // InProcess implements InProcess: the pools come from the in-memory catalog.
 func (*Explore) InProcess() bool { return true }
 
-// Recall implements Source.
+// Recall implements Source. Only categories the user has shown no
+// interest in are walked: the pool keeps its videos grouped by category,
+// so an active user's known categories cost nothing.
 func (e *Explore) Recall(ctx context.Context, req *Request, quota int) ([]Candidate, error) {
 	if quota <= 0 {
 		return nil, ctx.Err()
 	}
 	pool := e.pools.get(req.Region, req.Now)
-	n := len(pool)
-	if n == 0 {
+	if len(pool.videos) == 0 {
 		return nil, ctx.Err()
 	}
 	p := req.Profile
-	known := func(category string) bool {
-		return p.ShortTerm.Categories[category] > 0 || p.LongTerm.Categories[category] > 0
+	var unknownBuf [64]int
+	unknown := unknownBuf[:0]
+	for i, g := range pool.groups {
+		if p.ShortTerm.Categories[g.category] <= 0 && p.LongTerm.Categories[g.category] <= 0 {
+			unknown = append(unknown, i)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil, ctx.Err()
 	}
 	perCategory := max(1, int(float64(quota)*e.cfg.MaxCategoryShare))
-	taken := make(map[string]int)
 	out := make([]Candidate, 0, quota)
 
-	// Walk the pool in a random order without materialising a permutation:
-	// start anywhere, step by a stride coprime with n.
+	// Visit the unknown categories, and each category's videos, in a
+	// random order without materialising a permutation: start anywhere,
+	// step by a stride coprime with the length.
 	rng := rand.New(rand.NewPCG(requestSeed(req.UserID, req.Now), 0x9e3779b97f4a7c15))
-	start := rng.IntN(n)
-	stride := coprimeStride(rng, n)
-	for i, idx := 0, start; i < n && len(out) < quota; i, idx = i+1, (idx+stride)%n {
-		v := pool[idx]
-		if known(v.Category) || taken[v.Category] >= perCategory ||
-			req.Seen(v) || v.UploaderID == req.UserID {
-			continue
+	n := len(unknown)
+	for i, at, stride := 0, rng.IntN(n), coprimeStride(rng, n); i < n && len(out) < quota; i, at = i+1, (at+stride)%n {
+		videos := pool.groups[unknown[at]].videos
+		m := len(videos)
+		taken := 0
+		for j, k, step := 0, rng.IntN(m), coprimeStride(rng, m); j < m && taken < perCategory && len(out) < quota; j, k = j+1, (k+step)%m {
+			v := videos[k]
+			if req.Seen(v) || v.UploaderID == req.UserID {
+				continue
+			}
+			taken++
+			out = append(out, Candidate{Video: v, Branch: e.Name(), Score: v.Quality})
 		}
-		taken[v.Category]++
-		out = append(out, Candidate{Video: v, Branch: e.Name(), Score: v.Quality})
 	}
 	return out, ctx.Err()
 }
@@ -131,24 +142,30 @@ type qualityPools struct {
 	arrange func([]*catalog.Video) []*catalog.Video
 
 	mu       sync.Mutex
-	byRegion map[string]qualityPool
+	byRegion map[string]*qualityPool
 }
 
 type qualityPool struct {
-	videos []*catalog.Video
+	videos []*catalog.Video // quality order, or as arranged
+	groups []categoryGroup  // the same videos by category, first seen first
 	built  time.Time
 }
 
+type categoryGroup struct {
+	category string
+	videos   []*catalog.Video
+}
+
 func newQualityPools(cat *catalog.Catalog, size int, ttl time.Duration, arrange func([]*catalog.Video) []*catalog.Video) *qualityPools {
-	return &qualityPools{cat: cat, size: size, ttl: ttl, arrange: arrange, byRegion: map[string]qualityPool{}}
+	return &qualityPools{cat: cat, size: size, ttl: ttl, arrange: arrange, byRegion: map[string]*qualityPool{}}
 }
 
 // get returns the region's pool as of now; callers must not modify it.
-func (q *qualityPools) get(region string, now time.Time) []*catalog.Video {
+func (q *qualityPools) get(region string, now time.Time) *qualityPool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if p, ok := q.byRegion[region]; ok && now.Sub(p.built) < q.ttl && !now.Before(p.built) {
-		return p.videos
+		return p
 	}
 	videos := q.cat.SearchVideos(catalog.Query{Region: region, Sort: catalog.SortByQuality, Limit: q.size})
 	if q.arrange != nil {
@@ -157,6 +174,22 @@ func (q *qualityPools) get(region string, now time.Time) []*catalog.Video {
 	if len(q.byRegion) >= maxPoolRegions {
 		clear(q.byRegion)
 	}
-	q.byRegion[region] = qualityPool{videos: videos, built: now}
-	return videos
+	p := &qualityPool{videos: videos, groups: groupByCategory(videos), built: now}
+	q.byRegion[region] = p
+	return p
+}
+
+func groupByCategory(videos []*catalog.Video) []categoryGroup {
+	var groups []categoryGroup
+	index := map[string]int{}
+	for _, v := range videos {
+		i, ok := index[v.Category]
+		if !ok {
+			i = len(groups)
+			index[v.Category] = i
+			groups = append(groups, categoryGroup{category: v.Category})
+		}
+		groups[i].videos = append(groups[i].videos, v)
+	}
+	return groups
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -278,11 +279,52 @@ func (j *HotJob) priorEngagementPerImpression() float64 {
 type HotSource struct {
 	store   ListStore
 	catalog *catalog.Catalog
+
+	mu       sync.Mutex
+	resolved map[string]*resolvedList // by list key (region)
+}
+
+// resolvedList is a hot list's videos looked up once per version of the
+// list: lists change every few minutes, requests come hundreds a second.
+// A video updated or deleted since is corrected by the feed's deleted
+// filter, which confirms every candidate against the catalog.
+type resolvedList struct {
+	src    *Scored // identity of the list version: its first element
+	n      int
+	videos []*catalog.Video // nil until the version is read again; an entry is nil when not in the catalog
 }
 
 // NewHotSource returns the hot branch over the lists HotJob writes.
 func NewHotSource(store ListStore, cat *catalog.Catalog) *HotSource {
-	return &HotSource{store: store, catalog: cat}
+	return &HotSource{store: store, catalog: cat, resolved: map[string]*resolvedList{}}
+}
+
+// videos returns the catalog videos of list, the hot list stored under
+// key, once the same version of the list was read twice (a store that
+// hands out a fresh copy per read gets nil: resolving a whole list would
+// cost more than the items one request reads). nil: resolve item by item.
+func (s *HotSource) videos(key string, list []Scored) []*catalog.Video {
+	if len(list) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	r := s.resolved[key]
+	s.mu.Unlock()
+	same := r != nil && r.src == &list[0] && r.n == len(list)
+	if same && r.videos != nil {
+		return r.videos
+	}
+	next := &resolvedList{src: &list[0], n: len(list)}
+	if same {
+		next.videos = make([]*catalog.Video, len(list))
+		for i := range list {
+			next.videos[i], _ = s.catalog.Get(list[i].ID)
+		}
+	}
+	s.mu.Lock()
+	s.resolved[key] = next // keys are stored lists' keys, so the map stays as small as the store
+	s.mu.Unlock()
+	return next.videos
 }
 
 // Name is "hot".
@@ -303,61 +345,59 @@ func (s *HotSource) Recall(ctx context.Context, req *Request, quota int) ([]Cand
 	if quota <= 0 {
 		return nil, ctx.Err()
 	}
-	var played, shown map[string]time.Time
-	if req.Profile != nil {
-		played, shown = req.Profile.Played, req.Profile.Shown
-	}
 	regional, err := s.store.Get(ctx, hotNamespace, req.Region, 0)
 	if err != nil {
 		return nil, fmt.Errorf("hot list %q: %w", req.Region, err)
 	}
-	var global []Scored
+	// The region's list, then the global one (read only when needed).
+	scored := [2][]Scored{regional}
+	lists := [2][]*catalog.Video{s.videos(req.Region, regional)}
 	globalRead := req.Region == "" // the region's list is the global one
 	out := make([]Candidate, 0, quota)
 	// have dedupes across lists and passes; the common case, one pass over
 	// the region's list filling the quota, never needs it.
-	var have map[string]struct{}
+	var have map[*catalog.Video]struct{}
 	for pass, takeShown := range []bool{false, true} {
 		for i := range 2 {
 			if len(out) == quota {
 				return out, nil
 			}
-			list := regional
-			if i == 1 {
-				if !globalRead {
-					globalRead = true
-					if global, err = s.store.Get(ctx, hotNamespace, "", 0); err != nil && len(out) == 0 {
-						return nil, fmt.Errorf("global hot list: %w", err)
-					}
+			if i == 1 && !globalRead {
+				globalRead = true
+				global, err := s.store.Get(ctx, hotNamespace, "", 0)
+				if err != nil && len(out) == 0 {
+					return nil, fmt.Errorf("global hot list: %w", err)
 				}
-				list = global
+				scored[1], lists[1] = global, s.videos("", global)
 			}
 			if (pass > 0 || i > 0) && have == nil {
-				have = make(map[string]struct{}, quota)
+				have = make(map[*catalog.Video]struct{}, quota)
 				for _, c := range out {
-					have[c.Video.ID] = struct{}{}
+					have[c.Video] = struct{}{}
 				}
 			}
-			for _, it := range list {
+			for k := range scored[i] {
 				if len(out) == quota {
 					break
 				}
-				if _, ok := played[it.ID]; ok {
+				var v *catalog.Video
+				if lists[i] != nil {
+					v = lists[i][k]
+				} else {
+					v, _ = s.catalog.Get(scored[i][k].ID)
+				}
+				if v == nil || req.played(v) || (!takeShown && req.shown(v)) {
 					continue
 				}
-				if _, ok := shown[it.ID]; ok && !takeShown {
+				if _, ok := have[v]; ok {
 					continue
 				}
-				if _, ok := have[it.ID]; ok {
+				if !v.AllowedIn(req.Region) {
 					continue
 				}
-				v, ok := s.catalog.Get(it.ID)
-				if !ok || !v.AllowedIn(req.Region) {
-					continue
-				}
-				out = append(out, Candidate{Video: v, Branch: "hot", Score: it.Score})
+				out = append(out, Candidate{Video: v, Branch: "hot", Score: scored[i][k].Score})
 				if have != nil {
-					have[it.ID] = struct{}{}
+					have[v] = struct{}{}
 				}
 			}
 		}

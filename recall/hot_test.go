@@ -196,28 +196,42 @@ func TestHotSourceRecall(t *testing.T) {
 		{name: "shown last", region: "us", shown: []string{"us-only"}, quota: 10, want: []string{"g5", "g3", "g2", "g1", "g0", "us-only"}},
 		{name: "zero quota", region: "us", quota: 0, want: []string{}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			req := jobsRequest("u", tc.region, jobsNow, nil)
-			for _, id := range tc.played {
-				req.Profile.Played[id] = jobsNow
-			}
-			for _, id := range tc.shown {
-				req.Profile.Shown[id] = jobsNow
-			}
-			got, err := src.Recall(ctx, req, tc.quota)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ids := candidateIDs(got); !slices.Equal(ids, tc.want) {
-				t.Errorf("hot = %v, want %v", ids, tc.want)
-			}
-			for _, c := range got {
-				if c.Branch != "hot" {
-					t.Errorf("branch = %q", c.Branch)
+	// Three rounds: item by item, resolving the list version, resolved.
+	for round := range 3 {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/round%d", tc.name, round), func(t *testing.T) {
+				req := jobsRequest("u", tc.region, jobsNow, nil)
+				for _, id := range tc.played {
+					req.Profile.Played[id] = jobsNow
 				}
-			}
-		})
+				for _, id := range tc.shown {
+					req.Profile.Shown[id] = jobsNow
+				}
+				got, err := src.Recall(ctx, req, tc.quota)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ids := candidateIDs(got); !slices.Equal(ids, tc.want) {
+					t.Errorf("hot = %v, want %v", ids, tc.want)
+				}
+				for _, c := range got {
+					if c.Branch != "hot" {
+						t.Errorf("branch = %q", c.Branch)
+					}
+				}
+			})
+		}
+	}
+
+	// A rebuilt list is read as such, not from the resolved old version.
+	w.video("new-best", 1, time.Minute)
+	mustRun(t, w.job(DefaultHotConfig(), store))
+	got, err := src.Recall(ctx, jobsRequest("u", "fr", jobsNow, nil), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := candidateIDs(got); !slices.Equal(ids, []string{"new-best"}) {
+		t.Fatalf("after the list was rebuilt: %v", ids)
 	}
 }
 

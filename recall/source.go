@@ -42,12 +42,25 @@ type Request struct {
 
 // Seen reports whether the user played or was shown v: branches skip
 // those so their quota goes to new material.
-func (r *Request) Seen(v *catalog.Video) bool {
-	if r.PlayedKeys != nil && r.ShownKeys != nil {
-		return r.PlayedKeys.HasVideo(v) || r.ShownKeys.HasVideo(v)
+func (r *Request) Seen(v *catalog.Video) bool { return r.played(v) || r.shown(v) }
+
+func (r *Request) played(v *catalog.Video) bool {
+	if r.PlayedKeys != nil {
+		return r.PlayedKeys.HasVideo(v)
 	}
-	if _, ok := r.Profile.Played[v.ID]; ok {
-		return true
+	if r.Profile == nil {
+		return false
+	}
+	_, ok := r.Profile.Played[v.ID]
+	return ok
+}
+
+func (r *Request) shown(v *catalog.Video) bool {
+	if r.ShownKeys != nil {
+		return r.ShownKeys.HasVideo(v)
+	}
+	if r.Profile == nil {
+		return false
 	}
 	_, ok := r.Profile.Shown[v.ID]
 	return ok

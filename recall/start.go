@@ -63,7 +63,7 @@ func (s *Start) Recall(ctx context.Context, req *Request, quota int) ([]Candidat
 	if quota <= 0 || !slices.Contains(s.segments, req.Segment) {
 		return nil, ctx.Err()
 	}
-	pool := s.pools.get(req.Region, req.Now)
+	pool := s.pools.get(req.Region, req.Now).videos
 	out := make([]Candidate, 0, min(quota, len(pool)))
 	for i, v := range pool {
 		if len(out) == quota {
