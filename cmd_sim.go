@@ -32,6 +32,7 @@ func embeddedServer(g *globalFlags, quiet bool) sim.StartServer {
 		if err != nil {
 			return sim.Target{}, nil, err
 		}
+		applyRuntime(cfg.Runtime) // the server shares this process: give it the serving GC settings
 		cfg.DataDir = dir
 		cfg.HTTP.Addr = "127.0.0.1:0"
 		cfg.Auth.Secret = auth.RandomSecret()

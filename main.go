@@ -78,15 +78,11 @@ func loadConfig(g *globalFlags) (*config.Config, *zap.Logger, error) {
 
 func runServe(ctx context.Context, g *globalFlags) error {
 	started := time.Now()
-	if os.Getenv("GOGC") == "" {
-		// The feed allocates short-lived candidate lists per request: a
-		// larger heap target halves GC work for little memory.
-		debug.SetGCPercent(200)
-	}
 	cfg, log, err := loadConfig(g)
 	if err != nil {
 		return err
 	}
+	applyRuntime(cfg.Runtime)
 	defer func() { _ = log.Sync() }()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -155,4 +151,14 @@ func newTokenCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "validity")
 	_ = cmd.MarkFlagRequired("sub")
 	return cmd
+}
+
+// applyRuntime sets the GC knobs from config unless the environment did.
+func applyRuntime(r config.Runtime) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(r.GCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" && r.MemoryLimitBytes > 0 {
+		debug.SetMemoryLimit(r.MemoryLimitBytes)
+	}
 }

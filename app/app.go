@@ -80,7 +80,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (a *App, err 
 			a.closeAll()
 		}
 	}()
-	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Scheduler latencies and GC pauses on top of the defaults: a feed's
+	// tail latency is often time spent runnable, not running.
+	a.reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.MetricsScheduler, collectors.MetricsGC)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reelfeed_build_info", Help: "Build version."}, []string{"version"})
 	buildInfo.WithLabelValues(Version).Set(1)
 	a.reg.MustRegister(buildInfo)

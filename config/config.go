@@ -316,6 +316,12 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxBodyBytes < 1024 {
 		bad("http.max_body_bytes", "must be at least 1024, got %d", c.HTTP.MaxBodyBytes)
 	}
+	if c.Runtime.GCPercent < 10 {
+		bad("runtime.gc_percent", "must be at least 10, got %d", c.Runtime.GCPercent)
+	}
+	if c.Runtime.MemoryLimitBytes < 0 {
+		bad("runtime.memory_limit_bytes", "must be 0 (none) or positive, got %d", c.Runtime.MemoryLimitBytes)
+	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}

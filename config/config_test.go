@@ -73,6 +73,8 @@ func TestInvalidValuesNameTheirKey(t *testing.T) {
 		{"batch too big", "ingest:\n  max_batch: 5000\n", "", "", "ingest.max_batch"},
 		{"bad env int", "{}\n", "REELFEED_RATELIMIT_BURST", "many", "burst"},
 		{"bad env rate", "{}\n", "REELFEED_RATELIMIT_PER_SECOND", "0", "ratelimit.per_second"},
+		{"gc too eager", "runtime:\n  gc_percent: 5\n", "", "", "runtime.gc_percent"},
+		{"negative memory limit", "{}\n", "REELFEED_RUNTIME_MEMORY_LIMIT_BYTES", "-1", "runtime.memory_limit_bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,20 @@ type Config struct {
 	Feed          feed.Config   `mapstructure:"feed"`
 	Recall        Recall        `mapstructure:"recall"`
 	Rank          Rank          `mapstructure:"rank"`
+	Runtime       Runtime       `mapstructure:"runtime"`
+}
+
+// Runtime tunes the Go runtime of the serving process. The environment's
+// GOGC and GOMEMLIMIT, when set, win.
+type Runtime struct {
+	// GCPercent is the GC's heap growth target (GOGC). The feed allocates
+	// short-lived candidate lists over a large, long-lived heap (profiles,
+	// catalog, stream buffers); each collection marks all of it, so a
+	// higher target means fewer collections and less CPU for more memory.
+	GCPercent int `mapstructure:"gc_percent"`
+	// MemoryLimitBytes is a soft heap limit (GOMEMLIMIT): near it the GC
+	// collects more often instead of growing; 0: none.
+	MemoryLimitBytes int64 `mapstructure:"memory_limit_bytes"`
 }
 
 // Recall configures the recall branches and the jobs some of them read.
@@ -229,6 +243,7 @@ func Default() Config {
 			Join:           rank.DefaultJoinConfig(),
 			Online:         rank.DefaultOnlineConfig(),
 		},
+		Runtime: Runtime{GCPercent: 400},
 		Ingest: Ingest{
 			MaxBatch:         1000,
 			MaxFutureSkew:    5 * time.Minute,
