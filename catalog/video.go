@@ -32,15 +32,17 @@ type Video struct {
 	derived  bool
 	slot     int32 // where the memory catalog holds it; read and written under the catalog's lock
 
-	Title       string    `json:"title"`
-	Description string    `json:"description,omitempty"`
+	// What ranking reads of every candidate, next; what only the API and
+	// near-duplicate confirmation read, last.
 	Tags        []string  `json:"tags"`
 	Category    string    `json:"category"`
-	DurationMs  int64     `json:"duration_ms"`
+	Quality     float64   `json:"quality"` // editorial/model quality in [0,1]
 	PublishedAt time.Time `json:"published_at"`
 	Regions     []string  `json:"regions"` // empty: allowed everywhere
 	Kind        Kind      `json:"kind"`
-	Quality     float64   `json:"quality"` // editorial/model quality in [0,1]
+	DurationMs  int64     `json:"duration_ms"`
+	Title       string    `json:"title"`
+	Description string    `json:"description,omitempty"`
 }
 
 // Limits on video fields, so one bad upload cannot bloat every index.
