@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -29,7 +28,6 @@ import (
 	"reelfeed/feed"
 	"reelfeed/ingest"
 	"reelfeed/profile"
-	"reelfeed/rank"
 )
 
 // Version is set at build time (-ldflags "-X reelfeed/app.Version=…").
@@ -61,7 +59,7 @@ type App struct {
 	// extraJobs are admin-runnable jobs outside recall (train).
 	extraJobs map[string]api.Job
 	// logFeatures renders the ranking features logged with impressions.
-	logFeatures func(*rank.Query, *rank.Item) json.RawMessage
+	logFeatures feed.FeatureLogger
 
 	handler  http.Handler
 	httpSrv  *http.Server

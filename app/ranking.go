@@ -72,7 +72,7 @@ func (a *App) buildScorer(knobs *feed.Knobs) (rank.Scorer, error) {
 		return nil, fmt.Errorf("rank: %w", err)
 	}
 	a.ranking.live = live
-	a.logFeatures = live.Log
+	a.logFeatures = live.LogPage
 	return live, nil
 }
 

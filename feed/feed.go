@@ -41,9 +41,10 @@ type ImpressionSink interface {
 	Publish(ctx context.Context, events []event.Event)
 }
 
-// FeatureLogger renders the features a scorer used for one item, logged
-// with its impression so training sees exactly what serving saw.
-type FeatureLogger func(q *rank.Query, it *rank.Item) json.RawMessage
+// FeatureLogger renders the features a scorer used for each served item,
+// appended to dst in order, logged with the impressions so training sees
+// exactly what serving saw.
+type FeatureLogger func(dst []json.RawMessage, q *rank.Query, items []*rank.Item) []json.RawMessage
 
 // Deps are the pipeline's collaborators.
 type Deps struct {
@@ -244,24 +245,26 @@ func New(deps Deps, cfg Config) (*Service, error) {
 // little beyond what it returns. Nothing in it may outlive the request:
 // recall goroutines that overrun their budget only see per-request values.
 type scratch struct {
-	quotas  []int
-	results [][]recall.Candidate
-	pos     []int
-	cands   []filter.Candidate
-	index   map[uint64]int32 // every video considered this request, by catalog.IDKey → merge index
-	items   []rank.Item
-	ids     []string
-	stats   []feature.Stats
-	played  catalog.IDSet // keys of the profile's Played set
-	shown   catalog.IDSet // keys of every video shown: profile and recently served
-	arms    []*compiledVariant
-	raw     []int
-	slots   []int
-	order   []int32
-	used    []bool
-	fill    []filter.Candidate
-	extra   []rank.Item
-	pg      page
+	quotas    []int
+	results   [][]recall.Candidate
+	pos       []int
+	cands     []filter.Candidate
+	index     map[uint64]int32 // every video considered this request, by catalog.IDKey → merge index
+	items     []rank.Item
+	ids       []string
+	stats     []feature.Stats
+	logged    []json.RawMessage // features logged per pick
+	pickItems []*rank.Item
+	played    catalog.IDSet // keys of the profile's Played set
+	shown     catalog.IDSet // keys of every video shown: profile and recently served
+	arms      []*compiledVariant
+	raw       []int
+	slots     []int
+	order     []int32
+	used      []bool
+	fill      []filter.Candidate
+	extra     []rank.Item
+	pg        page
 }
 
 func (s *Service) getScratch() *scratch { return s.scratch.Get().(*scratch) }
@@ -273,6 +276,8 @@ func (s *Service) putScratch(sc *scratch) {
 	clear(sc.items)
 	clear(sc.ids)
 	clear(sc.stats)
+	clear(sc.logged)
+	clear(sc.pickItems)
 	clear(sc.arms)
 	clear(sc.fill)
 	clear(sc.extra)
@@ -405,6 +410,16 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 		Items: make([]Item, 0, len(sc.pg.picks)), Debug: dbg}
 	edge := s.edgeFor(req.Region)
 	impressions := make([]event.Event, 0, len(sc.pg.picks))
+	sc.logged = sc.logged[:0]
+	if s.logFeatures != nil {
+		sc.pickItems = sc.pickItems[:0]
+		for i := range sc.pg.picks {
+			p := &sc.pg.picks[i]
+			p.item.Branch = p.branch
+			sc.pickItems = append(sc.pickItems, &p.item)
+		}
+		sc.logged = s.logFeatures(sc.logged, q, sc.pickItems)
+	}
 	sc.ids = sc.ids[:0]
 	for i := range sc.pg.picks {
 		p := &sc.pg.picks[i]
@@ -414,9 +429,8 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 		imp := event.Event{ID: "imp-" + req.RequestID + "-" + v.ID, UserID: req.UserID, VideoID: v.ID,
 			Type: event.Impression, TS: now, RequestID: req.RequestID, Category: v.Category, Tags: v.Tags,
 			UploaderID: v.UploaderID, Branch: p.branch, Variant: variant}
-		if s.logFeatures != nil {
-			p.item.Branch = p.branch
-			imp.Features = s.logFeatures(q, &p.item)
+		if i < len(sc.logged) {
+			imp.Features = sc.logged[i]
 		}
 		impressions = append(impressions, imp)
 		sc.ids = append(sc.ids, v.ID)

@@ -444,8 +444,11 @@ func TestImpressionsAndDebug(t *testing.T) {
 	svc, err := New(Deps{
 		Catalog: w.cat, Profiles: w.profiles, Features: w.features, Sources: w.sources, Backfill: w.hot,
 		Scorer: w.scorer, Knobs: w.knobs, Impressions: w.sink, Metrics: w.reg, Now: w.clock.Now,
-		LogFeatures: func(q *rank.Query, it *rank.Item) json.RawMessage {
-			return json.RawMessage(fmt.Sprintf(`{"v":%q,"branch":%q}`, it.Video.ID, it.Branch))
+		LogFeatures: func(dst []json.RawMessage, q *rank.Query, items []*rank.Item) []json.RawMessage {
+			for _, it := range items {
+				dst = append(dst, json.RawMessage(fmt.Sprintf(`{"v":%q,"branch":%q}`, it.Video.ID, it.Branch)))
+			}
+			return dst
 		},
 	}, cfg)
 	if err != nil {

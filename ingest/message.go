@@ -61,10 +61,18 @@ func appendMessageEvents(dst []event.Event, data []byte) ([]event.Event, error) 
 // its impressions in one body, so the publisher, the server's dedupe
 // window and the consumer pay their per-message costs once per page.
 func pageMessage(subject string, page []event.Event) (*nats.Msg, error) {
-	data, err := json.Marshal(page)
-	if err != nil {
-		return nil, fmt.Errorf("encode impressions page: %w", err)
+	data := make([]byte, 0, 1024*len(page))
+	data = append(data, '[')
+	for i := range page {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		var err error
+		if data, err = page[i].AppendJSON(data); err != nil {
+			return nil, fmt.Errorf("encode impressions page: %w", err)
+		}
 	}
+	data = append(data, ']')
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, pageMsgID(page))
 	return msg, nil

@@ -10,6 +10,7 @@ import (
 
 	"reelfeed/event"
 	"reelfeed/feature"
+	"reelfeed/internal/jsonx"
 	"reelfeed/profile"
 )
 
@@ -123,6 +124,67 @@ func (e FeatureExtractor) Log(q *Query, it *Item) json.RawMessage {
 		panic(fmt.Sprintf("rank: marshal features: %v", err))
 	}
 	return b
+}
+
+// LogPage appends to dst the features of each item, as Log renders them,
+// doing the user-side work once for the page and writing the JSON by hand:
+// this runs for every served item.
+func (e FeatureExtractor) LogPage(dst []json.RawMessage, q *Query, items []*Item) []json.RawMessage {
+	var rf requestFeatures
+	e.prepare(q, &rf)
+	buf := make([]byte, 0, 512*len(items)) // one backing array for the page
+	for _, it := range items {
+		e.fillItem(&rf, q, it, &rf.lf)
+		start := len(buf)
+		buf = rf.lf.appendJSON(buf)
+		dst = append(dst, json.RawMessage(buf[start:len(buf):len(buf)]))
+	}
+	return dst
+}
+
+// appendJSON appends lf as json.Marshal would (same keys, same omissions).
+func (lf *LoggedFeatures) appendJSON(b []byte) []byte {
+	str := func(b []byte, key, v string, omitEmpty bool) []byte {
+		if omitEmpty && v == "" {
+			return b
+		}
+		return jsonx.AppendString(jsonx.AppendKey(b, key, false), v)
+	}
+	num := func(b []byte, key string, v int) []byte {
+		return jsonx.AppendInt(jsonx.AppendKey(b, key, false), int64(v))
+	}
+	pair := func(b []byte, key string, v [2]int) []byte {
+		b = append(jsonx.AppendKey(b, key, false), '[')
+		b = append(jsonx.AppendInt(b, int64(v[0])), ',')
+		return append(jsonx.AppendInt(b, int64(v[1])), ']')
+	}
+	b = append(b, '{')
+	b = jsonx.AppendInt(jsonx.AppendKey(b, "v", true), int64(lf.Version))
+	b = str(b, "user", lf.User, false)
+	b = num(b, "age", lf.Age)
+	b = str(b, "gender", lf.Gender, true)
+	b = str(b, "region", lf.Region, true)
+	b = str(b, "device", lf.Device, true)
+	b = num(b, "engagement", lf.Engagement)
+	b = num(b, "activity", lf.Activity)
+	b = str(b, "video", lf.Video, false)
+	b = str(b, "uploader", lf.Uploader, true)
+	b = str(b, "category", lf.Category, true)
+	if len(lf.Tags) > 0 {
+		b = jsonx.AppendStrings(jsonx.AppendKey(b, "tags", false), lf.Tags)
+	}
+	b = num(b, "duration", lf.Duration)
+	b = num(b, "freshness", lf.Freshness)
+	b = num(b, "ctr", lf.CTR)
+	b = num(b, "completion", lf.Completion)
+	b = num(b, "interaction", lf.Interaction)
+	b = pair(b, "tag_affinity", lf.TagAffinity)
+	b = pair(b, "category_affinity", lf.CategoryAffinity)
+	b = pair(b, "uploader_affinity", lf.UploaderAffinity)
+	if lf.Follows {
+		b = append(jsonx.AppendKey(b, "follows", false), "true"...)
+	}
+	return append(b, '}')
 }
 
 // ErrFeaturesVersion reports logged features from another build's format.

@@ -94,6 +94,31 @@ func TestLoggedFeaturesRebuildServingRows(t *testing.T) {
 	}
 }
 
+// LogPage writes exactly what Log (encoding/json) writes, item for item,
+// including for strings that need escaping.
+func TestLogPageMatchesLog(t *testing.T) {
+	w := newSimWorld(1, 30, 200)
+	fx := NewFeatureExtractor(feature.DefaultSmoothing())
+	for i := range 100 {
+		q, it, _ := w.impression(i)
+		if i%10 == 0 {
+			q.Region, q.Device = "quo\"te\n", "bad\xffutf8"
+			q.User = &catalog.User{Gender: "x", Follows: []string{it.Video.UploaderID}}
+		}
+		items := []*Item{&it, &it}
+		page := fx.LogPage(nil, q, items)
+		if len(page) != 2 {
+			t.Fatalf("LogPage returned %d entries for 2 items", len(page))
+		}
+		want := fx.Log(q, &it)
+		for _, got := range page {
+			if string(got) != string(want) {
+				t.Fatalf("impression %d:\n got %s\nwant %s", i, got, want)
+			}
+		}
+	}
+}
+
 func TestExtractFeatures(t *testing.T) {
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	p := emptyProfile("u1")

@@ -217,6 +217,11 @@ func (l *Live) Score(ctx context.Context, q *Query, items []Item) error {
 // first model exists.
 func (l *Live) Log(q *Query, it *Item) json.RawMessage { return l.features.Log(q, it) }
 
+// LogPage is Log for every item of a served page, appended to dst.
+func (l *Live) LogPage(dst []json.RawMessage, q *Query, items []*Item) []json.RawMessage {
+	return l.features.LogPage(dst, q, items)
+}
+
 // FallbackReason returns why the fallback serves ("" while the model
 // does) and the error behind it, if any.
 func (l *Live) FallbackReason() (string, error) {
