@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -342,4 +343,34 @@ func keysOf[M ~map[string]time.Time](maps ...M) *catalog.IDSet {
 		}
 	}
 	return &set
+}
+
+// The signature bounds in NearDuplicate.similar only skip pairs the exact
+// Jaccard would reject: on random tag sets the two always agree.
+func TestNearDuplicateBoundsAgreeWithExactJaccard(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	randomTags := func() []string {
+		n := 1 + rng.IntN(6)
+		tags := make([]string, 0, n)
+		for len(tags) < n {
+			tag := fmt.Sprint("t", rng.IntN(12))
+			if !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
+		}
+		return tags
+	}
+	for _, threshold := range []float64{0.3, 0.5, 0.8, 1} {
+		f, err := NewNearDuplicate(threshold)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5000 {
+			a := vid(fmt.Sprint("a", i), func(v *catalog.Video) { v.Title = "x"; v.Tags = randomTags() })
+			b := vid(fmt.Sprint("b", i), func(v *catalog.Video) { v.Title = "y"; v.Tags = randomTags() })
+			if got, want := f.similar(a, b), tagJaccard(a.Tags, b.Tags) >= threshold; got != want {
+				t.Fatalf("threshold %v, %v vs %v: similar %v, exact %v", threshold, a.Tags, b.Tags, got, want)
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package filter
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"sync"
 
 	"reelfeed/catalog"
@@ -79,8 +80,16 @@ func (f *NearDuplicate) similar(a, b *catalog.Video) bool {
 	if ka := a.TitleKey(); ka == b.TitleKey() && ka != catalog.EmptyTitleKey && catalog.SameTitle(a.Title, b.Title) {
 		return true
 	}
-	if a.TagBits()&b.TagBits() == 0 {
+	ta, tb := a.TagBits(), b.TagBits()
+	if ta&tb == 0 {
 		return false // no tag in common
+	}
+	// Each bit set in one signature only stands for at least one distinct
+	// tag in one set only, so x bounds the symmetric difference d from
+	// below, and Jaccard = 1 − 2d/(|a|+|b|+d) from above.
+	n, x := float64(len(a.Tags)+len(b.Tags)), float64(bits.OnesCount64(ta^tb))
+	if 1-2*x/(n+x) < f.jaccard {
+		return false
 	}
 	return tagJaccard(a.Tags, b.Tags) >= f.jaccard
 }
