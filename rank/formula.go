@@ -253,15 +253,17 @@ type Affinity struct {
 // UserAffinity scores videos against one user's interests. Interest scores
 // are unbounded sums of decayed event weights, so each map is scaled by its
 // largest magnitude once per request: a user's strongest interest is 1
-// whatever their activity level.
+// whatever their activity level. The short- and long-term maps of each
+// kind are merged once per request too, so scoring a candidate looks each
+// of its tags, its category and its uploader up once.
 type UserAffinity struct {
-	p      *profile.Profile
-	scales [6]float64 // 1/max|v| per map, in Affinity field order; 0: empty
+	scales                [6]float64            // 1/max|v| per map, in Affinity field order; 0: empty
+	tags, cats, uploaders map[string][2]float64 // [short, long], unscaled
 }
 
 // NewUserAffinity prepares p's interests for scoring (p may be nil).
 func NewUserAffinity(p *profile.Profile) UserAffinity {
-	ua := UserAffinity{p: p}
+	var ua UserAffinity
 	if p == nil {
 		return ua
 	}
@@ -276,7 +278,27 @@ func NewUserAffinity(p *profile.Profile) UserAffinity {
 			ua.scales[i] = 1 / mx
 		}
 	}
+	ua.tags = mergeHorizons(maps[0], maps[1])
+	ua.cats = mergeHorizons(maps[2], maps[3])
+	ua.uploaders = mergeHorizons(maps[4], maps[5])
 	return ua
+}
+
+// mergeHorizons pairs a kind's short- and long-term scores by key.
+func mergeHorizons(short, long map[string]float64) map[string][2]float64 {
+	if len(short)+len(long) == 0 {
+		return nil
+	}
+	m := make(map[string][2]float64, max(len(short), len(long)))
+	for k, v := range short {
+		m[k] = [2]float64{v, long[k]}
+	}
+	for k, v := range long {
+		if _, ok := m[k]; !ok {
+			m[k] = [2]float64{0, v}
+		}
+	}
+	return m
 }
 
 // Of returns v's affinities. Tag affinity sums over the video's tags and
@@ -284,27 +306,24 @@ func NewUserAffinity(p *profile.Profile) UserAffinity {
 // clamped to [-1, 1].
 func (ua *UserAffinity) Of(v *catalog.Video) Affinity {
 	var a Affinity
-	p := ua.p
-	if p == nil {
-		return a
-	}
-	if len(v.Tags) > 0 && (ua.scales[0] > 0 || ua.scales[1] > 0) {
+	if len(v.Tags) > 0 && ua.tags != nil {
 		var s, l float64
 		for _, t := range v.Tags {
-			s += p.ShortTerm.Tags[t]
-			l += p.LongTerm.Tags[t]
+			x := ua.tags[t]
+			s += x[0]
+			l += x[1]
 		}
 		norm := 1 / math.Sqrt(float64(len(v.Tags)))
 		a.TagShort = clamp1(s * ua.scales[0] * norm)
 		a.TagLong = clamp1(l * ua.scales[1] * norm)
 	}
-	if ua.scales[2] > 0 || ua.scales[3] > 0 {
-		a.CategoryShort = p.ShortTerm.Categories[v.Category] * ua.scales[2]
-		a.CategoryLong = p.LongTerm.Categories[v.Category] * ua.scales[3]
+	if ua.cats != nil {
+		x := ua.cats[v.Category]
+		a.CategoryShort, a.CategoryLong = x[0]*ua.scales[2], x[1]*ua.scales[3]
 	}
-	if ua.scales[4] > 0 || ua.scales[5] > 0 {
-		a.UploaderShort = p.ShortTerm.Uploaders[v.UploaderID] * ua.scales[4]
-		a.UploaderLong = p.LongTerm.Uploaders[v.UploaderID] * ua.scales[5]
+	if ua.uploaders != nil {
+		x := ua.uploaders[v.UploaderID]
+		a.UploaderShort, a.UploaderLong = x[0]*ua.scales[4], x[1]*ua.scales[5]
 	}
 	return a
 }
