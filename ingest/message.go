@@ -42,9 +42,12 @@ func appendMessageEvents(dst []event.Event, data []byte) ([]event.Event, error) 
 		}
 		return append(dst, ev), nil
 	case '[':
-		var page []event.Event
-		if err := json.Unmarshal(data, &page); err != nil {
-			return dst, fmt.Errorf("decode event array: %w", err)
+		page, ok := decodePageFast(nil, data)
+		if !ok {
+			page = nil
+			if err := json.Unmarshal(data, &page); err != nil {
+				return dst, fmt.Errorf("decode event array: %w", err)
+			}
 		}
 		for i := range page {
 			if page[i].ID == "" {
