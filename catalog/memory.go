@@ -61,6 +61,7 @@ type postingList struct {
 // delete has a nil video and stays until compaction.
 type slotEntry struct {
 	video     *Video
+	key       uint64  // video.Key(): exclusion sets are tested without reading the video
 	published int64   // unix ns, clamped (unixNanos)
 	quality   float64 // NaN stored as -Inf (orderableQuality)
 	regions   uint64  // region mask (regions.go)
@@ -204,7 +205,7 @@ func (c *Catalog) appendSlot(v *Video) int32 {
 	if !v.derived {
 		v.derive() // decoded from the stream: never normalised in this process
 	}
-	c.slots = append(c.slots, slotEntry{video: v, published: unixNanos(v.PublishedAt),
+	c.slots = append(c.slots, slotEntry{video: v, key: v.key, published: unixNanos(v.PublishedAt),
 		quality: orderableQuality(v.Quality), regions: c.regionIDs.mask(v.Regions)})
 	c.byID[v.ID] = slot
 	return slot

@@ -27,11 +27,15 @@ func (c *Catalog) SearchVideos(q Query) []*Video {
 // that skip some matches (videos a user saw) scan once instead of widening
 // a search and reading its head again.
 //
+// Videos whose key (Video.Key) is in any of the exclude sets are skipped
+// without being read: a user's already-seen videos cost a recall scan one
+// array read each.
+//
 // visit runs under the catalog's read lock. It must not call back into the
 // catalog: a write method (Upsert, Delete, PutUser, BeginBulk, EndBulk)
 // deadlocks, and so can a read method when a writer queues in between. It
 // should be quick, as writers wait for the scan to end.
-func (c *Catalog) ScanVideos(q Query, visit func(*Video) bool) {
+func (c *Catalog) ScanVideos(q Query, visit func(*Video) bool, exclude ...*IDSet) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var buf [32][]int32 // enough for the branches' queries without allocating
@@ -50,7 +54,7 @@ func (c *Catalog) ScanVideos(q Query, visit func(*Video) bool) {
 		if f.beyondFresh(slot) {
 			return
 		}
-		if !f.match(slot) {
+		if !f.match(slot) || excluded(c.slots[slot].key, exclude) {
 			continue
 		}
 		if !visit(c.slots[slot].video) {
@@ -60,6 +64,15 @@ func (c *Catalog) ScanVideos(q Query, visit func(*Video) bool) {
 			return
 		}
 	}
+}
+
+func excluded(key uint64, sets []*IDSet) bool {
+	for _, s := range sets {
+		if s != nil && s.Has(key) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendLists appends the posting lists q reads, in q's order, to dst:

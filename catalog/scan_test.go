@@ -233,3 +233,23 @@ func TestScanVideosConcurrentWithWrites(t *testing.T) {
 		}
 	}
 }
+
+// Excluded videos are skipped without being visited or counted.
+func TestScanVideosExcludes(t *testing.T) {
+	c := New()
+	for i := range 10 {
+		c.Upsert(&Video{ID: fmt.Sprint("v", i), UploaderID: "u", Category: "c", Quality: float64(10-i) / 10})
+	}
+	var seen, played IDSet
+	seen.Add(IDKey("v0"))
+	seen.Add(IDKey("v2"))
+	played.Add(IDKey("v3"))
+	var got []string
+	c.ScanVideos(Query{Limit: 3}, func(v *Video) bool {
+		got = append(got, v.ID)
+		return true
+	}, &seen, nil, &played)
+	if want := []string{"v1", "v4", "v5"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}

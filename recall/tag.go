@@ -23,7 +23,9 @@ type TagConfig struct {
 	// (broader, so the branch still yields when tag lists run dry).
 	CategoryShare float64 `json:"category_share" mapstructure:"category_share"`
 	// MaxScan bounds the videos read per interest while skipping videos the
-	// user already played or saw.
+	// user already played or saw. With the feed's seen sets
+	// (Request.PlayedKeys/ShownKeys) the in-memory index skips those
+	// without reading or counting them.
 	MaxScan int `json:"max_scan" mapstructure:"max_scan"`
 }
 
@@ -182,9 +184,9 @@ func newVideoSearcher(cat *catalog.Catalog, retriever catalog.Retriever) (videoS
 // the user saw reads each list once and stops when it has enough; visit
 // then runs under the catalog's read lock and must not call the catalog.
 // A remote retriever answers q.Limit ids at once, visited after.
-func (s videoSearcher) scan(ctx context.Context, q catalog.Query, visit func(*catalog.Video) bool) error {
+func (s videoSearcher) scan(ctx context.Context, q catalog.Query, visit func(*catalog.Video) bool, exclude ...*catalog.IDSet) error {
 	if s.local {
-		s.cat.ScanVideos(q, visit)
+		s.cat.ScanVideos(q, visit, exclude...)
 		return ctx.Err()
 	}
 	res, err := s.search(ctx, q)
@@ -303,7 +305,7 @@ func (s videoSearcher) recallInterests(ctx context.Context, req *Request, ir *in
 				taken++
 			}
 			return taken < shares[i]
-		})
+		}, req.PlayedKeys, req.ShownKeys) // seen videos skipped in the index, unread
 		if err != nil {
 			return err
 		}

@@ -105,7 +105,7 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 					take(k, v)
 				}
 				return shares[k] > 0
-			})
+			}, req.PlayedKeys, req.ShownKeys)
 		}
 	} else {
 		index := make(map[string]int, len(keys))

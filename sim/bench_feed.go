@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,9 @@ type FeedOptions struct {
 	// Reuse drives a server that already holds this world (an earlier run
 	// with the same sizes and seed): nothing is loaded and no job runs.
 	Reuse bool
+	// CPUProfile, when set, receives a CPU profile of this process during
+	// the measured phase (with an embedded server: the server's work too).
+	CPUProfile io.Writer
 }
 
 // FeedResult is what `bench feed --json` prints. Latencies run from each
@@ -169,7 +173,15 @@ func BenchFeed(ctx context.Context, target Target, opts FeedOptions) (FeedResult
 	}
 	fmt.Fprintf(o.Progress, "measuring for %s at %.0f requests/s...\n", o.Duration, o.Rate)
 	lo.Duration = o.Duration
+	if o.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
+			return FeedResult{}, err
+		}
+	}
 	res, err := load.Run(ctx, lo, request)
+	if o.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return FeedResult{}, err
 	}
