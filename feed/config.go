@@ -126,7 +126,7 @@ func DefaultConfig() Config {
 		DefaultBranch:        BranchConfig{Quota: 100, Budget: budget},
 		Backfill:             BranchConfig{Quota: 500, Budget: budget},
 		FillScanLimit:        5000,
-		TruncateTo:           500,
+		TruncateTo:           450,
 		Segments:             SegmentConfig{ColdFrom: 1, ActiveFrom: 20},
 		Caps:                 CapConfig{Category: 0.5, Uploader: 0.2, Special: 0.2},
 		CDN:                  CDNConfig{Default: "https://cdn.reelfeed.example/v", Edges: map[string]string{}},
