@@ -400,6 +400,33 @@ func TestHeavyUserSeesUnseenBeforeShown(t *testing.T) {
 	}
 }
 
+// A user who was shown every video of the catalog still gets a full page
+// when no recall branch or hot list offers anything: the catalog scan's
+// already-shown videos are readmitted, least recently shown first.
+func TestUserShownEverythingGetsAFullPage(t *testing.T) {
+	w := newWorld(t, worldSpec{videos: 120, categories: 6, seed: 8})
+	cfg := testConfig()
+	for name := range cfg.Branches {
+		cfg.Branches[name] = BranchConfig{Quota: 0, Budget: time.Second}
+	}
+	cfg.Backfill.Quota = 0
+	svc := w.service(t, cfg)
+	const user = "ivan"
+	var shown []event.Event
+	for i, v := range w.videos {
+		shown = append(shown, event.Event{UserID: user, VideoID: v.ID, Type: event.Impression,
+			TS: w.clock.Now().Add(-time.Duration(len(w.videos)-i) * time.Minute)})
+	}
+	w.apply(t, shown...)
+	resp := feedOK(t, svc, Request{UserID: user, Count: 10, Debug: true})
+	checkPage(t, w, resp, user, 10)
+	for i := range resp.Items {
+		if via := resp.Debug.Items[i].Via; via != viaReadmitted {
+			t.Fatalf("item %d via %q, want readmitted", i, via)
+		}
+	}
+}
+
 func TestSurfaceExcludesKinds(t *testing.T) {
 	w := newWorld(t, worldSpec{videos: 400, categories: 8, seed: 8})
 	svc := w.service(t, testConfig())

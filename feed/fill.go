@@ -21,7 +21,9 @@ import (
 //  3. the catalog by quality in the user's region, up to FillScanLimit;
 //  4. the same pools with the caps relaxed, the ranked-but-capped
 //     candidates first;
-//  5. readmitted already-shown videos, least recently shown first.
+//  5. readmitted already-shown videos, least recently shown first: those
+//     recall proposed, then those the catalog scan found, so a user who
+//     has been shown every video of their region still gets a full page.
 //
 // Everything new to this request passes the filter chain strictly first.
 func (s *Service) fill(ctx context.Context, sc *scratch, rreq *recall.Request, freq *filter.Request,
@@ -41,10 +43,16 @@ func (s *Service) fill(ctx context.Context, sc *scratch, rreq *recall.Request, f
 	// 2. What truncation cut.
 	offerAll(pg, truncated, "", viaRemaining, true)
 
-	// 3. The catalog, best quality first.
+	// 3. The catalog, best quality first; what it finds already shown
+	// waits for step 5.
 	scanned := sc.fill[len(hot):len(hot)]
+	var shownScanned []filter.Candidate
 	if !pg.full() {
-		scanned = s.scanCatalog(ctx, sc, &strict, scanned, dbg, debug, clk)
+		soft := *freq
+		soft.Need = pg.count - len(pg.picks)
+		scanned = s.scanCatalog(ctx, sc, &soft, scanned, dbg, debug, clk)
+		unseen := partitionUnseen(scanned)
+		scanned, shownScanned = scanned[:unseen], scanned[unseen:]
 	}
 
 	// 4. Caps relaxed, so a page is full whenever unseen videos exist.
@@ -60,8 +68,10 @@ func (s *Service) fill(ctx context.Context, sc *scratch, rreq *recall.Request, f
 	}
 
 	// 5. Already shown, least recently shown first (the filter's order).
-	offerAll(pg, readmitted, "", viaReadmitted, true)
-	offerAll(pg, readmitted, "", viaReadmitted, false)
+	for _, shown := range [][]filter.Candidate{readmitted, shownScanned} {
+		offerAll(pg, shown, "", viaReadmitted, true)
+		offerAll(pg, shown, "", viaReadmitted, false)
+	}
 }
 
 // offerAll offers unranked candidates in order; branch "" keeps each
@@ -125,7 +135,8 @@ func (s *Service) recallBackfill(ctx context.Context, rreq *recall.Request, sc *
 // scanCatalog walks the region's catalog by quality, in widening windows,
 // offering unseen videos new to this request until the page is full or
 // FillScanLimit videos were read. It returns the filtered videos scanned,
-// appended to dst.
+// appended to dst: the unseen ones, and those freq's soft shown rule
+// readmitted (flagged), which it does not offer.
 func (s *Service) scanCatalog(ctx context.Context, sc *scratch, freq *filter.Request,
 	dst []filter.Candidate, dbg *Debug, debug bool, clk *stageClock) []filter.Candidate {
 	pg := &sc.pg
@@ -141,7 +152,11 @@ func (s *Service) scanCatalog(ctx context.Context, sc *scratch, freq *filter.Req
 			dst = append(dst, filter.Candidate{Video: v, Branch: backfillBranch})
 		}
 		dst = dst[:start+s.runFilters(ctx, freq, dst[start:], "fill", dbg, debug, clk)]
-		offerAll(pg, dst[start:], backfillBranch, viaBackfillCat, true)
+		for i := start; i < len(dst); i++ { // readmitted ones wait for step 5
+			if !dst[i].Readmitted {
+				offerAll(pg, dst[i:i+1], backfillBranch, viaBackfillCat, true)
+			}
+		}
 		if len(res) < limit || limit >= s.cfg.FillScanLimit {
 			break
 		}
