@@ -64,7 +64,7 @@ func TestDerivedKeysMatchTheirFields(t *testing.T) {
 	normalized.Normalize(time.Now())
 	New().Upsert(indexed)
 	for name, v := range map[string]*Video{"raw": raw, "normalized": normalized, "indexed": indexed} {
-		if v.Key() != IDKey("v1") || v.TitleKey() != TitleKey("cute cats part 2") || v.TagBits() != TagBits([]string{"funny", "cats"}) {
+		if v.Key() != IDKey("v1") || v.UploaderKey() != IDKey("u") || v.TitleKey() != TitleKey("cute cats part 2") || v.TagBits() != TagBits([]string{"funny", "cats"}) {
 			t.Errorf("%s: derived keys differ from the fields'", name)
 		}
 	}

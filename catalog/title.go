@@ -81,6 +81,15 @@ func (v *Video) TitleKey() uint64 {
 	return TitleKey(v.Title)
 }
 
+// UploaderKey returns IDKey(v.UploaderID), computed once when the video
+// was normalised or indexed.
+func (v *Video) UploaderKey() uint64 {
+	if v.derived {
+		return v.upKey
+	}
+	return IDKey(v.UploaderID)
+}
+
 // TagBits returns TagBits(v.Tags), computed once when the video was
 // normalised or indexed.
 func (v *Video) TagBits() uint64 {
@@ -93,6 +102,7 @@ func (v *Video) TagBits() uint64 {
 // derive computes what the hot path reads of v instead of its strings.
 func (v *Video) derive() {
 	v.key = IDKey(v.ID)
+	v.upKey = IDKey(v.UploaderID)
 	v.titleKey = TitleKey(v.Title)
 	v.tagBits = TagBits(v.Tags)
 	v.derived = true

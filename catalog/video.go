@@ -27,6 +27,7 @@ type Video struct {
 	// Beside the id, in the cache line recall and filters read anyway:
 	// derived from the exported fields by Normalize or indexing (derive).
 	key      uint64 // IDKey(ID)
+	upKey    uint64 // IDKey(UploaderID)
 	titleKey uint64 // TitleKey(Title)
 	tagBits  uint64 // TagBits(Tags)
 	derived  bool

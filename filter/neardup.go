@@ -19,8 +19,42 @@ type NearDuplicate struct {
 }
 
 type dupScratch struct {
-	firstByUploader map[string]int32 // uploader → index of its first kept candidate
-	nextSame        []int32          // kept index → next kept index with the same uploader, -1 ends
+	firstByUploader uploaderHeads // uploader → index of its first kept candidate
+	nextSame        []int32       // kept index → next kept index with the same uploader, -1 ends
+}
+
+// uploaderHeads maps uploader keys (Video.UploaderKey) to a candidate
+// index: a flat open-addressing table sized per request, cheaper than a
+// string-keyed map for the few hundred lookups of one request.
+type uploaderHeads struct {
+	keys  []uint64 // 0: empty
+	heads []int32
+}
+
+func (h *uploaderHeads) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	if cap(h.keys) < size {
+		h.keys, h.heads = make([]uint64, size), make([]int32, size)
+		return
+	}
+	h.keys, h.heads = h.keys[:size], h.heads[:size]
+	clear(h.keys)
+}
+
+// slot returns the table position for key and whether key is there.
+func (h *uploaderHeads) slot(key uint64) (int, bool) {
+	mask := uint64(len(h.keys) - 1)
+	for i := key & mask; ; i = (i + 1) & mask {
+		switch h.keys[i] {
+		case key:
+			return int(i), true
+		case 0:
+			return int(i), false
+		}
+	}
 }
 
 // NewNearDuplicate returns the filter; jaccard in (0, 1] (1: identical tag
@@ -30,7 +64,7 @@ func NewNearDuplicate(jaccard float64) (*NearDuplicate, error) {
 		return nil, fmt.Errorf("filter: near-duplicate jaccard threshold %v not in (0, 1]", jaccard)
 	}
 	f := &NearDuplicate{jaccard: jaccard}
-	f.scratch.New = func() any { return &dupScratch{firstByUploader: map[string]int32{}} }
+	f.scratch.New = func() any { return &dupScratch{} }
 	return f, nil
 }
 
@@ -39,14 +73,15 @@ func (*NearDuplicate) Name() string { return NameNearDuplicate }
 func (f *NearDuplicate) Apply(_ context.Context, _ *Request, cands []Candidate) (int, error) {
 	s := f.scratch.Get().(*dupScratch)
 	defer func() {
-		clear(s.firstByUploader)
 		s.nextSame = s.nextSame[:0]
 		f.scratch.Put(s)
 	}()
+	s.firstByUploader.reset(len(cands))
 	n := 0
 	for i := range cands {
 		v := cands[i].Video
-		head, known := s.firstByUploader[v.UploaderID]
+		at, known := s.firstByUploader.slot(v.UploaderKey())
+		head := s.firstByUploader.heads[at]
 		dup := false
 		last := int32(-1)
 		for j := head; known && j >= 0; j = s.nextSame[j] {
@@ -66,7 +101,7 @@ func (f *NearDuplicate) Apply(_ context.Context, _ *Request, cands []Candidate) 
 		if known {
 			s.nextSame[last] = int32(n)
 		} else {
-			s.firstByUploader[v.UploaderID] = int32(n)
+			s.firstByUploader.keys[at], s.firstByUploader.heads[at] = v.UploaderKey(), int32(n)
 		}
 		n++
 	}
