@@ -156,8 +156,8 @@ func BenchFeed(ctx context.Context, target Target, opts FeedOptions) (FeedResult
 	var empty atomic.Int64
 	request := func(ctx context.Context, i int) error {
 		q := queries[world.RNG(o.Seed, streamBenchFeed, uint64(i)).IntN(len(queries))]
-		f, err := measured.Feed(ctx, q)
-		if err == nil && len(f.Items) == 0 {
+		n, err := measured.FeedLen(ctx, q)
+		if err == nil && n == 0 {
 			empty.Add(1)
 		}
 		return err

@@ -43,6 +43,9 @@ func TestFeedSendsTheQueryAndDecodesItems(t *testing.T) {
 	if f.RequestID != "r1" || len(f.Items) != 1 || f.Items[0].VideoID != "v1" || f.Items[0].Branch != "hot" {
 		t.Fatalf("feed %+v", f)
 	}
+	if n, err := c.FeedLen(context.Background(), FeedQuery{UserID: "u 1", Count: 7, Region: "br", Device: "ios"}); err != nil || n != 1 {
+		t.Fatalf("FeedLen = %d, %v; want 1 item", n, err)
+	}
 }
 
 func TestErrorsCarryTheAPIErrorShape(t *testing.T) {
