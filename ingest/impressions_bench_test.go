@@ -41,18 +41,9 @@ func impressionPage(requestID, user string, n int) []event.Event {
 func BenchmarkImpressionPages(b *testing.B) {
 	const pages, perPage = 1000, 10
 	bus := embeddedBusB(b)
-	defer bus.Close()
-	var applied, dropped atomic.Int64
-	noop := func(_ context.Context, evs []event.Event) error { applied.Add(int64(len(evs))); return nil }
-	cons, err := bus.StartEventConsumers(context.Background(), ConsumerConfig{Batch: 1000, Linger: 5 * time.Millisecond}, noop, ConsumerMetrics{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		for _, c := range cons {
-			c.Stop()
-		}
-	}()
+	b.Cleanup(bus.Close) // after the consumers stop (cleanups run last first)
+	var dropped atomic.Int64
+	applied := countingConsumers(b, bus)
 	sink := NewImpressionSink(bus, pages, zap.NewNop(), func(n int) { dropped.Add(int64(n)) })
 	defer sink.Close()
 	cpu := processCPU()

@@ -13,18 +13,8 @@ import (
 // published in batches of 500 and applied by a consumer with a no-op store.
 func BenchmarkPublishAndConsume(b *testing.B) {
 	bus := embeddedBusB(b)
-	defer bus.Close()
-	var applied atomic.Int64
-	noop := func(_ context.Context, evs []event.Event) error { applied.Add(int64(len(evs))); return nil }
-	cons, err := bus.StartEventConsumers(context.Background(), ConsumerConfig{Batch: 1000, Linger: 5 * time.Millisecond}, noop, ConsumerMetrics{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		for _, c := range cons {
-			c.Stop()
-		}
-	}()
+	b.Cleanup(bus.Close) // after the consumers stop (cleanups run last first)
+	applied := countingConsumers(b, bus)
 	evs := makeEvents(500, "u")
 	b.ResetTimer()
 	start := time.Now()
@@ -57,4 +47,21 @@ func itoa(i int) string {
 		i /= 10
 	}
 	return string(buf[n:])
+}
+
+// countingConsumers starts the event consumers with a store that only
+// counts what it is given; they stop when the benchmark ends.
+func countingConsumers(b *testing.B, bus *Bus) *atomic.Int64 {
+	var applied atomic.Int64
+	noop := func(_ context.Context, evs []event.Event) error { applied.Add(int64(len(evs))); return nil }
+	cons, err := bus.StartEventConsumers(context.Background(), ConsumerConfig{Batch: 1000, Linger: 5 * time.Millisecond}, noop, ConsumerMetrics{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		for _, c := range cons {
+			c.Stop()
+		}
+	})
+	return &applied
 }

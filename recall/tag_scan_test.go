@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"reelfeed/catalog"
+	"reelfeed/profile"
 	"reelfeed/recall"
 )
 
@@ -107,17 +108,24 @@ func scanBenchCatalog() *catalog.Catalog {
 	return cat
 }
 
-// BenchmarkTagRecallMostlySeen: a heavy user who was already shown the best
-// half of every list, so each interest has to read past its seen videos.
-func BenchmarkTagRecallMostlySeen(b *testing.B) {
-	cat := scanBenchCatalog()
-	tag, _ := recall.NewTag(cat, cat, recall.DefaultTagConfig())
+// benchTagProfile: 40 long- and short-term tag interests and 20 category
+// interests over scanBenchCatalog's tags and categories.
+func benchTagProfile() *profile.Profile {
 	p := brProfile("u")
 	for i := range 40 {
 		p.LongTerm.Tags[fmt.Sprintf("t%d", i*7)] = float64(i)
 		p.ShortTerm.Tags[fmt.Sprintf("t%d", i*3)] = float64(i)
 		p.LongTerm.Categories[fmt.Sprintf("c%d", i%20)] = float64(i)
 	}
+	return p
+}
+
+// BenchmarkTagRecallMostlySeen: a heavy user who was already shown the best
+// half of every list, so each interest has to read past its seen videos.
+func BenchmarkTagRecallMostlySeen(b *testing.B) {
+	cat := scanBenchCatalog()
+	tag, _ := recall.NewTag(cat, cat, recall.DefaultTagConfig())
+	p := benchTagProfile()
 	for i := range 20000 {
 		if i%100 >= 50 {
 			p.Shown[fmt.Sprint(i)] = brNow

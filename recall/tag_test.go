@@ -191,19 +191,9 @@ func TestNewTagRejectsBadConfig(t *testing.T) {
 }
 
 func BenchmarkTagRecall(b *testing.B) {
-	cat := catalog.New()
-	for i := range 20000 {
-		cat.Upsert(brVideo(fmt.Sprint(i), fmt.Sprintf("c%d", i%20), fmt.Sprintf("u%d", i%2000), float64(i%100)/100,
-			fmt.Sprintf("t%d", i%300), fmt.Sprintf("t%d", i%77)))
-	}
+	cat := scanBenchCatalog()
 	tag, _ := recall.NewTag(cat, cat, recall.DefaultTagConfig())
-	p := brProfile("u")
-	for i := range 40 {
-		p.LongTerm.Tags[fmt.Sprintf("t%d", i*7)] = float64(i)
-		p.ShortTerm.Tags[fmt.Sprintf("t%d", i*3)] = float64(i)
-		p.LongTerm.Categories[fmt.Sprintf("c%d", i%20)] = float64(i)
-	}
-	req := brRequest(p)
+	req := brRequest(benchTagProfile())
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tag.Recall(context.Background(), req, 200); err != nil {
