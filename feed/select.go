@@ -132,17 +132,28 @@ func scaleSlots(dst, raw []int, planTotal, count int) []int {
 // rankedOrder writes the indices of items by descending score (ties: the
 // merge order, i.e. the better recall rank).
 func rankedOrder(dst []int32, items []rank.Item) []int32 {
-	dst = dst[:0]
+	// Sort (score, index) pairs, not indexes into items: a comparison then
+	// reads 16 adjacent bytes instead of two items hundreds of bytes apart.
+	pairs := make([]scoredIndex, len(items))
 	for i := range items {
-		dst = append(dst, int32(i))
+		pairs[i] = scoredIndex{items[i].Score, int32(i)}
 	}
-	slices.SortFunc(dst, func(a, b int32) int {
-		if c := cmp.Compare(items[b].Score, items[a].Score); c != 0 {
+	slices.SortFunc(pairs, func(a, b scoredIndex) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
 			return c
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(a.index, b.index)
 	})
+	dst = dst[:0]
+	for _, p := range pairs {
+		dst = append(dst, p.index)
+	}
 	return dst
+}
+
+type scoredIndex struct {
+	score float64
+	index int32
 }
 
 // selectRanked places ranked candidates on the page. First each branch's
