@@ -261,6 +261,7 @@ type scratch struct {
 	raw       []int
 	slots     []int
 	order     []int32
+	pairs     []scoredIndex // rankedOrder's sort buffer
 	used      []bool
 	fill      []filter.Candidate
 	extra     []rank.Item
@@ -384,7 +385,7 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 	// special-kind caps. ──
 	sc.pg.reset(req.Count, s.caps(sc.arms))
 	sc.slots = s.slotsFor(sc, knobs, segment, req.Count)
-	sc.order = rankedOrder(sc.order, sc.items)
+	sc.order, sc.pairs = rankedOrder(sc.order, sc.pairs, sc.items)
 	sc.used = slices.Grow(sc.used[:0], len(sc.items))[:len(sc.items)]
 	clear(sc.used)
 	selectRanked(&sc.pg, ranked, sc.items, sc.order, sc.slots, s.names, s.index, sc.used)

@@ -131,12 +131,12 @@ func scaleSlots(dst, raw []int, planTotal, count int) []int {
 
 // rankedOrder writes the indices of items by descending score (ties: the
 // merge order, i.e. the better recall rank).
-func rankedOrder(dst []int32, items []rank.Item) []int32 {
+func rankedOrder(dst []int32, pairs []scoredIndex, items []rank.Item) ([]int32, []scoredIndex) {
 	// Sort (score, index) pairs, not indexes into items: a comparison then
 	// reads 16 adjacent bytes instead of two items hundreds of bytes apart.
-	pairs := make([]scoredIndex, len(items))
+	pairs = pairs[:0]
 	for i := range items {
-		pairs[i] = scoredIndex{items[i].Score, int32(i)}
+		pairs = append(pairs, scoredIndex{items[i].Score, int32(i)})
 	}
 	slices.SortFunc(pairs, func(a, b scoredIndex) int {
 		if c := cmp.Compare(b.score, a.score); c != 0 {
@@ -148,7 +148,7 @@ func rankedOrder(dst []int32, items []rank.Item) []int32 {
 	for _, p := range pairs {
 		dst = append(dst, p.index)
 	}
-	return dst
+	return dst, pairs
 }
 
 type scoredIndex struct {

@@ -107,7 +107,8 @@ func TestSelectRanked(t *testing.T) {
 			var pg page
 			pg.reset(tc.count, tc.caps)
 			used := make([]bool, len(items))
-			selectRanked(&pg, cands, items, rankedOrder(nil, items), slices.Clone(tc.slots), names, index, used)
+			order, _ := rankedOrder(nil, nil, items)
+			selectRanked(&pg, cands, items, order, slices.Clone(tc.slots), names, index, used)
 			var got []string
 			for _, p := range pg.picks {
 				got = append(got, p.item.Video.ID+":"+p.branch)
@@ -164,7 +165,7 @@ func BenchmarkSelectRanked500(b *testing.B) {
 	for b.Loop() {
 		pg.reset(10, DefaultConfig().Caps)
 		clear(used)
-		order = rankedOrder(order, items)
+		order, _ = rankedOrder(order, nil, items)
 		selectRanked(&pg, cands, items, order, []int{4, 4, 2}, names, index, used)
 	}
 }
