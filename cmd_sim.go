@@ -177,7 +177,7 @@ func newBenchFeedCmd(g *globalFlags) *cobra.Command {
 	var cf clientFlags
 	var o sim.FeedOptions
 	var asJSON bool
-	var cpuProfile string
+	var cpuProfile, heapProfile string
 	cmd := &cobra.Command{
 		Use:   "feed",
 		Short: "Build a world with history, then drive GET /v1/feed at a fixed rate (open loop); report latency percentiles",
@@ -192,6 +192,14 @@ func newBenchFeedCmd(g *globalFlags) *cobra.Command {
 				defer f.Close()
 				o.CPUProfile = f
 			}
+			if heapProfile != "" {
+				f, err := os.Create(heapProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				o.HeapProfile = f
+			}
 			return runBench(cmd, g, &cf, asJSON, func(ctx context.Context, t sim.Target) (any, error) {
 				return sim.BenchFeed(ctx, t, o)
 			})
@@ -200,6 +208,7 @@ func newBenchFeedCmd(g *globalFlags) *cobra.Command {
 	cf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file (go tool pprof)")
+	f.StringVar(&heapProfile, "memprofile", "", "write a heap profile (live objects) taken after the measured phase to this file (go tool pprof)")
 	f.IntVar(&o.Videos, "videos", 10000, "catalog size")
 	f.IntVar(&o.Users, "users", 5000, "users with history")
 	f.Float64Var(&o.Rate, "rps", 100, "feed requests per second (fixed rate, open loop)")

@@ -50,6 +50,9 @@ type FeedOptions struct {
 	// CPUProfile, when set, receives a CPU profile of this process during
 	// the measured phase (with an embedded server: the server's work too).
 	CPUProfile io.Writer
+	// HeapProfile, when set, receives a heap profile (live objects after a
+	// collection) taken when the measured phase ends.
+	HeapProfile io.Writer
 }
 
 // FeedResult is what `bench feed --json` prints. Latencies run from each
@@ -184,6 +187,12 @@ func BenchFeed(ctx context.Context, target Target, opts FeedOptions) (FeedResult
 	}
 	if err != nil {
 		return FeedResult{}, err
+	}
+	if o.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(o.HeapProfile, 0); err != nil {
+			return FeedResult{}, err
+		}
 	}
 	if res.MaxLag > time.Second {
 		fmt.Fprintf(o.Progress, "warning: requests were sent up to %s late (in-flight cap of %d reached); latencies include that wait\n", res.MaxLag.Round(time.Millisecond), o.MaxInFlight)

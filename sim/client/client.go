@@ -44,8 +44,11 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc
 
 // WithRetries sets how often a request is retried after 429, 502, 503, 504
 // or a connection error, honouring Retry-After (default 0: measurements
-// must see every failure). Only use it where repeating is harmless: upserts,
-// reads, and event batches (event ids make them idempotent).
+// must see every failure). An answer with Retry-After on 429 or 503 (the
+// server pacing its clients, e.g. an ingestion backlog) is waited out
+// without using up an attempt, for as long as the context allows. Only use
+// it where repeating is harmless: upserts, reads, and event batches (event
+// ids make them idempotent).
 func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
 
 // New returns a client for the server at baseURL (e.g. http://127.0.0.1:8080)
@@ -267,11 +270,17 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; ; {
 		err := c.once(ctx, method, u.String(), path, body, out)
 		wait, retry := c.shouldRetry(err, attempt)
 		if !retry {
 			return err
+		}
+		// A server pacing its clients (Retry-After on 429/503, e.g. an
+		// ingestion backlog) is not failing: waiting as told does not use
+		// up an attempt. ctx still bounds the whole call.
+		if !pacedByServer(err) {
+			attempt++
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -281,6 +290,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		case <-t.C:
 		}
 	}
+}
+
+func pacedByServer(err error) bool {
+	var apiErr *Error
+	return errors.As(err, &apiErr) && apiErr.RetryAfter > 0 &&
+		(apiErr.Status == http.StatusTooManyRequests || apiErr.Status == http.StatusServiceUnavailable)
 }
 
 func (c *Client) shouldRetry(err error, attempt int) (time.Duration, bool) {

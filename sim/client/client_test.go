@@ -101,6 +101,23 @@ func TestRetriesOnlyWhenAskedAndOnlyTransientFailures(t *testing.T) {
 	}
 }
 
+func TestWaitingAsToldDoesNotUseUpRetries(t *testing.T) {
+	var calls atomic.Int32
+	c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 4 { // an ingestion backlog, four answers long
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"accepted":1}`))
+	}, WithRetries(1))
+	c.maxBackoff = time.Millisecond
+	n, err := c.PostEvents(context.Background(), []event.Event{{ID: "e1"}})
+	if err != nil || n != 1 || calls.Load() != 5 {
+		t.Fatalf("accepted %d, err %v after %d calls; want the batch accepted on the 5th", n, err, calls.Load())
+	}
+}
+
 func TestCountsOfAnUnknownUserAreEmpty(t *testing.T) {
 	c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/known/profile") {
