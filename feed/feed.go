@@ -266,11 +266,18 @@ type scratch struct {
 	fill      []filter.Candidate
 	extra     []rank.Item
 	pg        page
+	recall    recall.Scratch // the inline branches' candidate lists
+	// abandoned: a branch given up on may still be running and reading
+	// this request's seen sets, so this scratch must not be reused.
+	abandoned bool
 }
 
 func (s *Service) getScratch() *scratch { return s.scratch.Get().(*scratch) }
 
 func (s *Service) putScratch(sc *scratch) {
+	if sc.abandoned {
+		return // the collector takes it once the late branch is done
+	}
 	clear(sc.results)
 	clear(sc.cands)
 	clear(sc.index)
@@ -283,6 +290,7 @@ func (s *Service) putScratch(sc *scratch) {
 	clear(sc.fill)
 	clear(sc.extra)
 	sc.pg.reset(0, CapConfig{})
+	sc.recall.Reset()
 	s.scratch.Put(sc)
 }
 
@@ -329,7 +337,8 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 	view := &servedView{user: s.served.user(req.UserID, false), cutoff: now.Add(-s.cfg.RecentlyServed.TTL)}
 	indexSeen(prof, view, &sc.played, &sc.shown)
 	rreq := &recall.Request{UserID: req.UserID, Profile: prof, User: user, Region: req.Region,
-		Device: req.Device, Segment: segment, Now: now, PlayedKeys: &sc.played, ShownKeys: &sc.shown}
+		Device: req.Device, Segment: segment, Now: now, PlayedKeys: &sc.played, ShownKeys: &sc.shown,
+		Scratch: &sc.recall}
 	clk.done(stageContext, 0, 0)
 
 	// ── 2. Recall: every branch at once, each within its budget. A branch
@@ -338,7 +347,7 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 	// list keeps each branch's share; a video proposed by several branches
 	// is kept once, credited to the branch that ranked it best.
 	sc.quotas = s.quotas(sc.quotas[:0], sc.arms)
-	sc.results = s.recallAll(ctx, rreq, sc.quotas, sc.results[:0], dbg, req.Debug)
+	sc.results, sc.abandoned = s.recallAll(ctx, rreq, sc.quotas, sc.results[:0], dbg, req.Debug)
 	sc.cands = s.merge(sc, sc.results)
 	recalled := len(sc.cands)
 	clk.done(stageRecall, 0, recalled)
@@ -595,8 +604,11 @@ type branchResult struct {
 // goroutine, one after another: they only compute, so a goroutine each
 // would add scheduling delay under load and no speed on few cores.
 func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []int,
-	dst [][]recall.Candidate, dbg *Debug, debug bool) [][]recall.Candidate {
+	dst [][]recall.Candidate, dbg *Debug, debug bool) (_ [][]recall.Candidate, abandoned bool) {
 	dst = slices.Grow(dst, len(s.branches))[:len(s.branches)]
+	// Branches on their own goroutines allocate their lists: the request's
+	// Scratch serves its goroutine only.
+	var async *recall.Request
 	var ch chan branchResult
 	var pending []bool
 	var longest time.Duration
@@ -611,6 +623,11 @@ func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []
 			ch = make(chan branchResult, len(s.branches))
 			pending = make([]bool, len(s.branches))
 		}
+		if async == nil {
+			r := *rreq
+			r.Scratch = nil
+			async = &r
+		}
 		b, quota := &s.branches[i], quotas[i] // quotas is pooled: read it here, not in the goroutine
 		longest = max(longest, b.cfg.Budget)
 		pending[i] = true
@@ -619,7 +636,7 @@ func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []
 			bctx, cancel := context.WithTimeout(ctx, b.cfg.Budget)
 			defer cancel()
 			start := time.Now()
-			cands, err := b.source.Recall(bctx, rreq, quota)
+			cands, err := b.source.Recall(bctx, async, quota)
 			ch <- branchResult{branch: i, cands: cands, err: budgetErr(err, time.Since(start), b.cfg.Budget), took: time.Since(start)}
 		}()
 	}
@@ -635,7 +652,7 @@ func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []
 		s.branchDone(branchResult{branch: i, cands: cands, err: budgetErr(err, took, b.cfg.Budget), took: took}, quotas, dst, dbg, debug)
 	}
 	if launched == 0 {
-		return dst
+		return dst, false
 	}
 	// Wait until every launched branch answered or passed its own
 	// deadline: the timer always points at the earliest pending deadline.
@@ -654,6 +671,7 @@ func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []
 			if budget := s.branches[i].cfg.Budget; p && budget <= now {
 				pending[i] = false
 				launched--
+				abandoned = true
 				s.branchDone(branchResult{branch: i, took: budget,
 					err: fmt.Errorf("no answer within its %v budget: %w", budget, context.DeadlineExceeded)}, quotas, dst, dbg, debug)
 			}
@@ -678,7 +696,7 @@ func (s *Service) recallAll(ctx context.Context, rreq *recall.Request, quotas []
 			expire(longest)
 		}
 	}
-	return dst
+	return dst, abandoned
 }
 
 // budgetErr turns a late answer into a timeout: a branch's budget holds

@@ -78,7 +78,7 @@ func (e *Explore) Recall(ctx context.Context, req *Request, quota int) ([]Candid
 		return nil, ctx.Err()
 	}
 	perCategory := max(1, int(float64(quota)*e.cfg.MaxCategoryShare))
-	out := make([]Candidate, 0, quota)
+	out := req.candidates(quota)
 
 	// Visit the unknown categories, and each category's videos, in a
 	// random order without materialising a permutation: start anywhere,

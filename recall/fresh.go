@@ -83,7 +83,7 @@ func (f *Fresh) Recall(ctx context.Context, req *Request, quota int) ([]Candidat
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Candidate, 0, min(quota, len(pool.cands)))
+	out := req.candidates(min(quota, len(pool.cands)))
 	for _, c := range pool.cands {
 		if len(out) == quota {
 			break

@@ -353,7 +353,7 @@ func (s *HotSource) Recall(ctx context.Context, req *Request, quota int) ([]Cand
 	scored := [2][]Scored{regional}
 	lists := [2][]*catalog.Video{s.videos(req.Region, regional)}
 	globalRead := req.Region == "" // the region's list is the global one
-	out := make([]Candidate, 0, quota)
+	out := req.candidates(quota)
 	// have dedupes across lists and passes; the common case, one pass over
 	// the region's list filling the quota, never needs it.
 	var have map[*catalog.Video]struct{}

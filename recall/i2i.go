@@ -362,7 +362,7 @@ func (s *I2ISource) Recall(ctx context.Context, req *Request, quota int) ([]Cand
 		return strings.Compare(a.id, b.id)
 	})
 	// Catalog lookups only until the quota is filled.
-	out := make([]Candidate, 0, min(quota, len(ranked)))
+	out := req.candidates(min(quota, len(ranked)))
 	for _, r := range ranked {
 		if len(out) == quota {
 			break

@@ -38,6 +38,10 @@ type Request struct {
 	// plus what the feed served that the profile does not know yet). nil:
 	// Seen reads the profile's maps.
 	PlayedKeys, ShownKeys *catalog.IDSet
+	// Scratch, when set, lends branches reusable memory for their
+	// candidate lists. Only for branches on the request's goroutine; nil:
+	// they allocate.
+	Scratch *Scratch
 }
 
 // Seen reports whether the user played or was shown v: branches skip

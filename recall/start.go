@@ -64,7 +64,7 @@ func (s *Start) Recall(ctx context.Context, req *Request, quota int) ([]Candidat
 		return nil, ctx.Err()
 	}
 	pool := s.pools.get(req.Region, req.Now).videos
-	out := make([]Candidate, 0, min(quota, len(pool)))
+	out := req.candidates(min(quota, len(pool)))
 	for i, v := range pool {
 		if len(out) == quota {
 			break

@@ -94,7 +94,7 @@ func (t *Tag) Recall(ctx context.Context, req *Request, quota int) ([]Candidate,
 		catQuota = quota
 	}
 	var ir interestRecall
-	ir.init(t.Name(), quota)
+	ir.init(req, t.Name(), quota)
 	if err := t.search.recallInterests(ctx, req, &ir, tags, quota-catQuota, t.cfg.MaxScan,
 		func(q *catalog.Query, key []string) { q.Tags = key }); err != nil {
 		return nil, err
@@ -225,10 +225,11 @@ type interestRecall struct {
 	index  map[uint64]int // by catalog.IDKey
 }
 
-func (ir *interestRecall) init(branch string, quota int) {
+func (ir *interestRecall) init(req *Request, branch string, quota int) {
 	ir.branch = branch
-	ir.out = make([]Candidate, 0, quota)
-	ir.index = make(map[uint64]int, quota)
+	// Room for the over-fetch: interests overlap less than they add up.
+	ir.out = req.candidates(2 * quota)
+	ir.index = req.dedupeIndex(2 * quota)
 }
 
 // add records v found through an interest of weight w; it reports whether

@@ -76,8 +76,8 @@ func TestRecallInterestsScanMatchesWidening(t *testing.T) {
 		setCats := func(q *catalog.Query, key []string) { q.Categories = key }
 
 		var want, got interestRecall
-		want.init("tag", quota)
-		got.init("tag", quota)
+		want.init(req, "tag", quota)
+		got.init(req, "tag", quota)
 		widenRecallInterests(s, req, &want, tags, quota, maxScan, setTags)
 		widenRecallInterests(s, req, &want, cats, quota/3, maxScan, setCats)
 		if err := s.recallInterests(context.Background(), req, &got, tags, quota, maxScan, setTags); err != nil {

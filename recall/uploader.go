@@ -83,7 +83,7 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 	for i, k := range keys {
 		shares[i] = max(1, int(math.Ceil(float64(quota)*k.weight/total)))
 	}
-	out := make([]Candidate, 0, quota+len(keys))
+	out := req.candidates(quota + len(keys))
 	take := func(k int, v *catalog.Video) {
 		shares[k]--
 		age := max(0, req.Now.Sub(v.PublishedAt).Hours())

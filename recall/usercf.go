@@ -305,7 +305,7 @@ func (s *UserCFSource) Recall(ctx context.Context, req *Request, quota int) ([]C
 	if req.Profile != nil {
 		played, shown = req.Profile.Played, req.Profile.Shown
 	}
-	out := make([]Candidate, 0, min(quota, len(list)))
+	out := req.candidates(min(quota, len(list)))
 	for _, takeShown := range []bool{false, true} {
 		for _, it := range list {
 			if len(out) == quota {
