@@ -13,6 +13,7 @@ package recall
 type Scratch struct {
 	cands []Candidate
 	index map[uint64]int // interestRecall's dedupe, by catalog.IDKey
+	keys  []interestKey  // the interests a branch retrieves on
 }
 
 // Reset hands back everything lent since the last Reset. Lists handed out
@@ -21,6 +22,7 @@ func (s *Scratch) Reset() {
 	clear(s.cands) // drop the video pointers while pooled
 	s.cands = s.cands[:0]
 	clear(s.index)
+	clear(s.keys[:cap(s.keys)])
 }
 
 // take lends an empty list with room for n candidates. Appending beyond n
@@ -43,6 +45,18 @@ func (r *Request) candidates(n int) []Candidate {
 		return make([]Candidate, 0, n)
 	}
 	return r.Scratch.take(n)
+}
+
+// interestKeys returns an empty interest list with room for n, from the
+// request's Scratch when it has one: one list in use at a time per request.
+func (r *Request) interestKeys(n int) []interestKey {
+	if r.Scratch == nil {
+		return make([]interestKey, 0, n)
+	}
+	if cap(r.Scratch.keys) < n {
+		r.Scratch.keys = make([]interestKey, 0, n)
+	}
+	return r.Scratch.keys[:0]
 }
 
 // dedupeIndex returns an empty video-key index, from the request's Scratch

@@ -81,8 +81,9 @@ func (t *Tag) Recall(ctx context.Context, req *Request, quota int) ([]Candidate,
 		return nil, nil
 	}
 	p := req.Profile
-	tags := blendInterests(nil, p.ShortTerm.Tags, p.LongTerm.Tags, t.cfg.ShortTermShare, t.cfg.MaxTags)
-	cats := blendInterests(nil, p.ShortTerm.Categories, p.LongTerm.Categories, t.cfg.ShortTermShare, t.cfg.MaxCategories)
+	keys := blendInterests(req.interestKeys(t.cfg.MaxTags+t.cfg.MaxCategories), p.ShortTerm.Tags, p.LongTerm.Tags, t.cfg.ShortTermShare, t.cfg.MaxTags)
+	tags := keys[:len(keys):len(keys)]
+	cats := blendInterests(keys, p.ShortTerm.Categories, p.LongTerm.Categories, t.cfg.ShortTermShare, t.cfg.MaxCategories)[len(tags):]
 	if len(tags)+len(cats) == 0 {
 		return nil, nil // nothing known about the user yet: other branches serve them
 	}
@@ -131,31 +132,44 @@ func blendInterests(dst []interestKey, short, long map[string]float64, share flo
 		return 1 / mx
 	}
 	ss, ls := share*scale(short), (1-share)*scale(long)
+	// Users collect hundreds of interests and n is a handful: keep the
+	// best n as they come instead of sorting them all.
 	start := len(dst)
-	for k, v := range short {
-		if w := ss*v + ls*long[k]; w > 0 {
-			dst = append(dst, interestKey{k, w})
+	offer := func(k string, w float64) {
+		if w <= 0 {
+			return
 		}
+		top := dst[start:]
+		cand := interestKey{k, w}
+		if len(top) == n && !cand.before(top[n-1]) {
+			return
+		}
+		i := len(top)
+		for i > 0 && cand.before(top[i-1]) {
+			i--
+		}
+		if len(top) < n {
+			dst = append(dst, interestKey{})
+			top = dst[start:]
+		}
+		copy(top[i+1:], top[i:len(top)-1])
+		top[i] = cand
+	}
+	for k, v := range short {
+		offer(k, ss*v+ls*long[k])
 	}
 	for k, v := range long {
-		if _, both := short[k]; both {
-			continue
+		if _, both := short[k]; !both {
+			offer(k, ls*v)
 		}
-		if w := ls * v; w > 0 {
-			dst = append(dst, interestKey{k, w})
-		}
-	}
-	keys := dst[start:]
-	slices.SortFunc(keys, func(a, b interestKey) int {
-		if c := cmp.Compare(b.weight, a.weight); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.key, b.key)
-	})
-	if len(keys) > n {
-		dst = dst[:start+n]
 	}
 	return dst
+}
+
+// before orders interests strongest first, then by key: a total order, so
+// the same profile always retrieves on the same keys.
+func (a interestKey) before(b interestKey) bool {
+	return a.weight > b.weight || (a.weight == b.weight && a.key < b.key)
 }
 
 // videoSearcher runs retrieval queries and resolves the ids to videos.

@@ -68,7 +68,7 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 		return nil, nil
 	}
 	p := req.Profile
-	keys := blendInterests(nil, p.ShortTerm.Uploaders, p.LongTerm.Uploaders, u.cfg.ShortTermShare, u.cfg.MaxUploaders)
+	keys := blendInterests(req.interestKeys(u.cfg.MaxUploaders), p.ShortTerm.Uploaders, p.LongTerm.Uploaders, u.cfg.ShortTermShare, u.cfg.MaxUploaders)
 	if req.User != nil && len(req.User.Follows) > 0 && u.cfg.FollowWeight > 0 {
 		keys = u.addFollows(keys, req)
 	}
