@@ -48,6 +48,10 @@ func decodePageFast(dst []event.Event, data []byte) (_ []event.Event, ok bool) {
 type pageParser struct {
 	b []byte
 	i int
+	// last holds the latest value of each string field: a page repeats its
+	// user, request and variant on every item, and often its categories
+	// and branches, so equal values share one string.
+	last [len(pageFields)]string
 }
 
 func (p *pageParser) space() {
@@ -150,28 +154,31 @@ func fieldBit(key string) uint32 {
 }
 
 func (p *pageParser) field(ev *event.Event, key string) bool {
-	str := func(dst *string) bool {
+	str := func(dst *string, field int) bool { // field: the key's index in pageFields
 		s, ok := p.plainString()
-		*dst = string(s)
+		if string(s) != p.last[field] { // compared without a copy
+			p.last[field] = string(s)
+		}
+		*dst = p.last[field]
 		return ok
 	}
 	switch key {
 	case "event_id":
-		return str(&ev.ID)
+		return str(&ev.ID, 0)
 	case "user_id":
-		return str(&ev.UserID)
+		return str(&ev.UserID, 1)
 	case "video_id":
-		return str(&ev.VideoID)
+		return str(&ev.VideoID, 2)
 	case "request_id":
-		return str(&ev.RequestID)
+		return str(&ev.RequestID, 3)
 	case "category":
-		return str(&ev.Category)
+		return str(&ev.Category, 4)
 	case "uploader_id":
-		return str(&ev.UploaderID)
+		return str(&ev.UploaderID, 5)
 	case "branch":
-		return str(&ev.Branch)
+		return str(&ev.Branch, 6)
 	case "variant":
-		return str(&ev.Variant)
+		return str(&ev.Variant, 7)
 	case "type":
 		s, ok := p.plainString()
 		if !ok {
@@ -199,7 +206,9 @@ func (p *pageParser) field(ev *event.Event, key string) bool {
 		if !json.Valid(raw) || string(raw) == "null" {
 			return false
 		}
-		ev.Features = append(json.RawMessage(nil), raw...)
+		// Aliases the message, which is never reused (the client copies
+		// each one): every item's features then share the page's memory.
+		ev.Features = json.RawMessage(raw[:len(raw):len(raw)])
 		return true
 	}
 	return false
