@@ -209,7 +209,7 @@ func Default() Config {
 		NATS: NATS{
 			StreamPrefix:    "REELFEED",
 			Replicas:        1,
-			DuplicateWindow: 10 * time.Minute,
+			DuplicateWindow: 2 * time.Minute,
 			EventsMaxAge:    30 * 24 * time.Hour,
 			EventsMaxBytes:  8 << 30,
 			PublishTimeout:  5 * time.Second,
