@@ -84,7 +84,7 @@ func (v *Video) TitleKey() uint64 {
 // UploaderKey returns IDKey(v.UploaderID), computed once when the video
 // was normalised or indexed.
 func (v *Video) UploaderKey() uint64 {
-	if v.derived {
+	if v.upKey != 0 { // IDKey is never 0; and derived sits in the next cache line
 		return v.upKey
 	}
 	return IDKey(v.UploaderID)

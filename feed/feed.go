@@ -338,7 +338,7 @@ func (s *Service) Feed(ctx context.Context, req Request) (*Response, error) {
 	indexSeen(prof, view, &sc.played, &sc.shown)
 	rreq := &recall.Request{UserID: req.UserID, Profile: prof, User: user, Region: req.Region,
 		Device: req.Device, Segment: segment, Now: now, PlayedKeys: &sc.played, ShownKeys: &sc.shown,
-		Scratch: &sc.recall}
+		UserKey: catalog.IDKey(req.UserID), Scratch: &sc.recall}
 	clk.done(stageContext, 0, 0)
 
 	// ── 2. Recall: every branch at once, each within its budget. A branch

@@ -91,7 +91,7 @@ func (e *Explore) Recall(ctx context.Context, req *Request, quota int) ([]Candid
 		taken := 0
 		for j, k, step := 0, rng.IntN(m), coprimeStride(rng, m); j < m && taken < perCategory && len(out) < quota; j, k = j+1, (k+step)%m {
 			v := videos[k]
-			if req.Seen(v) || v.UploaderID == req.UserID {
+			if req.unwanted(v) {
 				continue
 			}
 			taken++

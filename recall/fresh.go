@@ -88,7 +88,7 @@ func (f *Fresh) Recall(ctx context.Context, req *Request, quota int) ([]Candidat
 		if len(out) == quota {
 			break
 		}
-		if req.Seen(c.Video) || c.Video.UploaderID == req.UserID {
+		if req.unwanted(c.Video) {
 			continue
 		}
 		out = append(out, c)

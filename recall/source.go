@@ -7,6 +7,7 @@
 package recall
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -38,6 +39,8 @@ type Request struct {
 	// plus what the feed served that the profile does not know yet). nil:
 	// Seen reads the profile's maps.
 	PlayedKeys, ShownKeys *catalog.IDSet
+	// UserKey is catalog.IDKey(UserID); 0: computed when needed.
+	UserKey uint64
 	// Scratch, when set, lends branches reusable memory for their
 	// candidate lists. Only for branches on the request's goroutine; nil:
 	// they allocate.
@@ -47,6 +50,23 @@ type Request struct {
 // Seen reports whether the user played or was shown v: branches skip
 // those so their quota goes to new material.
 func (r *Request) Seen(v *catalog.Video) bool { return r.played(v) || r.shown(v) }
+
+// unwanted reports whether the user saw or uploaded v.
+func (r *Request) unwanted(v *catalog.Video) bool { return r.Seen(v) || r.ownUpload(v) }
+
+// ownUpload compares keys first: the uploader id's bytes are another
+// cache miss per candidate, and only the user's own uploads need them.
+func (r *Request) ownUpload(v *catalog.Video) bool {
+	key := r.UserKey
+	if key == 0 {
+		key = catalog.IDKey(r.UserID)
+	}
+	return v.UploaderKey() == key && v.UploaderID == r.UserID
+}
+
+// scanExcludesSeen reports whether a catalog scan given the request's seen
+// sets skips the videos the user saw, so visitors need not check again.
+func (r *Request) scanExcludesSeen() bool { return r.PlayedKeys != nil && r.ShownKeys != nil }
 
 func (r *Request) played(v *catalog.Video) bool {
 	if r.PlayedKeys != nil {
@@ -76,6 +96,16 @@ type Candidate struct {
 	Video  *catalog.Video
 	Branch string
 	Score  float64
+}
+
+// bestFirst orders candidates by score, best first; ties by video key (a
+// number already in the video's first cache line, unlike its id's bytes),
+// so a branch's answer is deterministic.
+func bestFirst(a, b Candidate) int {
+	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Video.Key(), b.Video.Key())
 }
 
 // Source is one recall branch.

@@ -69,7 +69,7 @@ func (s *Start) Recall(ctx context.Context, req *Request, quota int) ([]Candidat
 		if len(out) == quota {
 			break
 		}
-		if req.Seen(v) || v.UploaderID == req.UserID {
+		if req.unwanted(v) {
 			continue
 		}
 		out = append(out, Candidate{Video: v, Branch: s.Name(), Score: 1 - float64(i)/float64(len(pool))})

@@ -1,7 +1,6 @@
 package recall
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -260,12 +259,7 @@ func (ir *interestRecall) add(v *catalog.Video, score float64) bool {
 
 // result returns the best quota candidates by score.
 func (ir *interestRecall) result(quota int) []Candidate {
-	slices.SortFunc(ir.out, func(a, b Candidate) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Video.ID, b.Video.ID)
-	})
+	slices.SortFunc(ir.out, bestFirst)
 	if len(ir.out) > quota {
 		ir.out = ir.out[:quota]
 	}
@@ -312,11 +306,15 @@ func (s videoSearcher) recallInterests(ctx context.Context, req *Request, ir *in
 		return nil
 	}
 	key := make([]string, 1) // the in-memory catalog does not keep it: reuse across queries
+	take := takeVideo
+	if req.scanExcludesSeen() {
+		take = takeScanned
+	}
 	for i := range keys {
 		key[0] = keys[i].key
 		taken := 0
 		err := s.scan(ctx, query(key, maxScan), func(v *catalog.Video) bool {
-			if takeVideo(req, ir, v, keys[i].weight) {
+			if take(req, ir, v, keys[i].weight) {
 				taken++
 			}
 			return taken < shares[i]
@@ -347,7 +345,16 @@ func takeInterest(req *Request, ir *interestRecall, res []*catalog.Video, want i
 // scored by it and the video's quality, unless the user saw or uploaded
 // it; it reports whether v was new to the branch.
 func takeVideo(req *Request, ir *interestRecall, v *catalog.Video, weight float64) bool {
-	if req.Seen(v) || v.UploaderID == req.UserID {
+	if req.unwanted(v) {
+		return false
+	}
+	return ir.add(v, weight*(0.5+0.5*v.Quality))
+}
+
+// takeScanned is takeVideo for a video from a scan that already skipped
+// what the user saw.
+func takeScanned(req *Request, ir *interestRecall, v *catalog.Video, weight float64) bool {
+	if req.ownUpload(v) {
 		return false
 	}
 	return ir.add(v, weight*(0.5+0.5*v.Quality))

@@ -90,7 +90,10 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 		out = append(out, Candidate{Video: v, Branch: u.Name(),
 			Score: keys[k].weight * (0.5 + 0.5*math.Exp2(-age/uploaderFreshHalfLifeHours))})
 	}
-	wanted := func(v *catalog.Video) bool { return !req.Seen(v) && v.UploaderID != req.UserID }
+	seenExcluded := u.search.local && req.scanExcludesSeen()
+	wanted := func(v *catalog.Video) bool {
+		return !req.ownUpload(v) && (seenExcluded || !req.Seen(v))
+	}
 	query := catalog.Query{Region: req.Region, PublishedBefore: req.Now, Sort: catalog.SortByFresh}
 	if u.search.local {
 		// MaxScan split evenly: an author whose uploads the user has all
@@ -125,12 +128,7 @@ func (u *Uploader) Recall(ctx context.Context, req *Request, quota int) ([]Candi
 			return nil, err
 		}
 	}
-	slices.SortFunc(out, func(a, b Candidate) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Video.ID, b.Video.ID)
-	})
+	slices.SortFunc(out, bestFirst)
 	if len(out) > quota {
 		out = out[:quota]
 	}
