@@ -75,14 +75,19 @@ func (s *benchStream) impression(i int) event.Event {
 	}
 }
 
-func BenchmarkJoinerObserve(b *testing.B) {
+// newBenchJoiner returns a joiner bounded like production's.
+func newBenchJoiner(b *testing.B) *Joiner {
 	cfg := DefaultJoinConfig()
 	cfg.MaxPending = benchMaxPending
 	j, err := NewJoiner(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := newBenchStream()
+	return j
+}
+
+func BenchmarkJoinerObserve(b *testing.B) {
+	j, s := newBenchJoiner(b), newBenchStream()
 	// Steady state: full, every new impression drops the oldest, and the
 	// queue has grown to the most it holds between compactions.
 	i := 0
@@ -104,13 +109,7 @@ func BenchmarkJoinerObserve(b *testing.B) {
 // BenchmarkJoinerStream is the whole cycle: impressions, a third of them
 // labelled a few seconds later, and a Flush every second of event time.
 func BenchmarkJoinerStream(b *testing.B) {
-	cfg := DefaultJoinConfig()
-	cfg.MaxPending = benchMaxPending
-	j, err := NewJoiner(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := newBenchStream()
+	j, s := newBenchJoiner(b), newBenchStream()
 	const lag = 10_000 // labels come 2s of event time after the impression
 	step := func(i int) int {
 		j.Observe(s.impression(i))
