@@ -642,3 +642,46 @@ func TestConcurrentFeedsWhileKnobsChange(t *testing.T) {
 	}
 	<-done
 }
+
+// lateSeenSource answers after its budget, and then still reads its
+// request's seen sets, as a network branch ignoring its context would.
+type lateSeenSource struct {
+	delay  time.Duration
+	played chan int // PlayedKeys.Len() when called, then after the delay
+}
+
+func (lateSeenSource) Name() string { return "late" }
+func (s lateSeenSource) Recall(_ context.Context, req *recall.Request, _ int) ([]recall.Candidate, error) {
+	before := req.PlayedKeys.Len()
+	time.Sleep(s.delay)
+	s.played <- before
+	s.played <- req.PlayedKeys.Len()
+	return nil, nil
+}
+
+// The request's buffers are pooled; the ones a late branch still holds must
+// not be handed to the next request.
+func TestAbandonedBranchKeepsItsRequestsSeenSets(t *testing.T) {
+	w := newWorld(t, worldSpec{videos: 400, categories: 8, seed: 5})
+	cfg := testConfig()
+	cfg.Branches["late"] = BranchConfig{Quota: 10, Budget: 5 * time.Millisecond}
+	late := lateSeenSource{delay: 150 * time.Millisecond, played: make(chan int, 2)}
+	svc := w.service(t, cfg, late)
+	w.engage(t, "erin", w.videos[:25]...)
+
+	feedOK(t, svc, Request{UserID: "erin", Count: 10}) // returns without the late branch
+	// Other users' requests meanwhile: a reused buffer would now hold
+	// their seen sets (none played).
+	for i := range 20 {
+		feedOK(t, svc, Request{UserID: fmt.Sprintf("other-%d", i), Count: 10})
+	}
+	before, after := <-late.played, <-late.played
+	if before != 25 || after != before {
+		t.Fatalf("the late branch saw %d played videos when called and %d after the request ended; want 25 both times", before, after)
+	}
+	for range 20 { // the other requests' late branches, each its own
+		if b, a := <-late.played, <-late.played; b != 0 || a != 0 {
+			t.Fatalf("another user's late branch saw %d then %d played videos, want 0", b, a)
+		}
+	}
+}
