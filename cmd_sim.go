@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -184,21 +185,19 @@ func newBenchFeedCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Progress = cmd.ErrOrStderr()
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
+			for _, profile := range []struct {
+				path string
+				dst  *io.Writer
+			}{{cpuProfile, &o.CPUProfile}, {heapProfile, &o.HeapProfile}} {
+				if profile.path == "" {
+					continue
+				}
+				f, err := os.Create(profile.path)
 				if err != nil {
 					return err
 				}
 				defer f.Close()
-				o.CPUProfile = f
-			}
-			if heapProfile != "" {
-				f, err := os.Create(heapProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				o.HeapProfile = f
+				*profile.dst = f
 			}
 			return runBench(cmd, g, &cf, asJSON, func(ctx context.Context, t sim.Target) (any, error) {
 				return sim.BenchFeed(ctx, t, o)
